@@ -1,0 +1,166 @@
+//! bpfconf-engines: who runs BPF. The [`Engine`] trait and one module per engine.
+//!
+//! Every engine — the reference interpreter, the Linux kernel, later our JIT and third-party
+//! engines — is driven through the same two steps: [`Engine::load`] (the checker/verifier may
+//! reject, with a reason) and [`Loaded::run`] (an [`Outcome`]). What an engine cannot do is said
+//! up front by [`Engine::availability`] and [`Engine::supports`], always with a reason, and the
+//! runner records it as a skip, never a pass.
+
+pub mod interp;
+pub mod linux;
+
+use bpfconf_spec::case::Ctx;
+use bpfconf_spec::cbpf::Insn;
+use bpfconf_spec::Dialect;
+use serde::Serialize;
+
+/// A program to load, in any of the families engines may support.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Program {
+    /// A classic BPF program.
+    Classic(ClassicProgram),
+}
+
+/// A classic program together with what its dialect's loader needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicProgram {
+    /// Dialect whose checker and semantics apply.
+    pub dialect: Dialect,
+    /// The instructions.
+    pub insns: Vec<Insn>,
+    /// NetBSD: size of the coprocessor table the program is loaded with (validated at load).
+    pub cop_funcs: usize,
+    /// Words in the memory store (16, or NetBSD external memory size).
+    pub memwords: usize,
+}
+
+/// The input of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Input {
+    /// A packet and its context, for classic programs.
+    Classic(ClassicInput),
+}
+
+/// A packet and the context it is seen in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicInput {
+    /// The bytes the filter sees from offset 0.
+    pub packet: Vec<u8>,
+    /// skb fields, lengths, coprocessor table, external memory.
+    pub ctx: Ctx,
+}
+
+/// How an engine observed the return value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observed {
+    /// The exact return value.
+    Exact(u64),
+    /// Only what a socket delivers: `None` if the packet was dropped (return 0), otherwise the
+    /// number of bytes delivered, `min(ret, packet length)`.
+    Delivered(Option<u32>),
+}
+
+impl Observed {
+    /// Projects an exact 32-bit classic return value onto what a socket observes for a packet
+    /// of `len` bytes.
+    pub fn delivered_for(ret: u32, len: usize) -> Observed {
+        if ret == 0 {
+            Observed::Delivered(None)
+        } else {
+            Observed::Delivered(Some(ret.min(len as u32)))
+        }
+    }
+}
+
+/// The result of one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// The return value, as observed.
+    pub ret: Observed,
+    /// The memory store after the run (M[] or NetBSD external memory), if observable.
+    pub mem: Option<Vec<u32>>,
+}
+
+/// Why a program was not loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The engine's checker/verifier refused the program. `rule` is the checker rule name when
+    /// the engine can tell (our checker), `None` when it cannot (the kernel says only EINVAL).
+    #[error("rejected: {reason}")]
+    Rejected {
+        /// Checker rule, if known.
+        rule: Option<String>,
+        /// Human-readable reason.
+        reason: String,
+    },
+    /// The engine cannot load this program at all (unsupported feature, missing privilege…).
+    #[error("skipped: {0}")]
+    Unsupported(String),
+    /// The engine failed for a reason unrelated to the program (I/O, syscall failure…).
+    #[error("engine error: {0}")]
+    Engine(String),
+}
+
+/// Why a run produced no outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// The engine cannot realise this input (e.g. an skb field the kernel cannot be made to set).
+    #[error("skipped: {0}")]
+    Unsupported(String),
+    /// The engine failed (I/O, syscall, crash of a child…).
+    #[error("engine error: {0}")]
+    Engine(String),
+}
+
+/// Facts about an engine for reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngineInfo {
+    /// Engine name as used with `--engine`.
+    pub name: String,
+    /// Architecture the engine's code runs on: `portable` for interpreters, else e.g. `x86_64`.
+    pub arch: String,
+    /// Version facts (kernel release, JIT state, crate versions…), as key/value pairs.
+    pub facts: Vec<(String, String)>,
+}
+
+/// A program loaded into an engine, ready to run on inputs.
+pub trait Loaded: Send {
+    /// Runs the program once.
+    fn run(&mut self, input: &Input) -> Result<Outcome, RunError>;
+}
+
+/// One BPF engine.
+pub trait Engine: Send + Sync {
+    /// The name used with `--engine`.
+    fn name(&self) -> &str;
+
+    /// Architecture and version facts.
+    fn info(&self) -> EngineInfo;
+
+    /// `Ok` if the engine can run here at all; otherwise why not (missing privilege, no kernel
+    /// support…).
+    fn availability(&self) -> Result<(), String>;
+
+    /// `Ok` if the engine can load this program and realise this input; otherwise the reason it
+    /// must be skipped. Must be cheap and must not run anything.
+    fn supports(&self, program: &Program, input: &Input) -> Result<(), String>;
+
+    /// Loads (checks/verifies) a program.
+    fn load(&self, program: &Program) -> Result<Box<dyn Loaded + '_>, LoadError>;
+}
+
+/// Every engine this build knows, in a stable order.
+pub fn all_engines() -> Vec<Box<dyn Engine>> {
+    vec![
+        Box::new(interp::Interp::new()),
+        Box::new(linux::Linux::new()),
+    ]
+}
+
+/// Looks an engine up by name.
+pub fn engine_by_name(name: &str) -> Option<Box<dyn Engine>> {
+    all_engines().into_iter().find(|e| e.name() == name)
+}

@@ -1,0 +1,1 @@
+//! bpfconf-runner: how we compare and report. PLACEHOLDER: being written.

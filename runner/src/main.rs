@@ -1,0 +1,2 @@
+//! The `bpfconf` command line. PLACEHOLDER.
+fn main() {}

@@ -1,0 +1,348 @@
+//! Loading case files: TOML → validated [`Case`]s, with errors that name file, case and field.
+
+use super::ctx::RawCtx;
+use super::{parse_hex, Case, CaseError, Expected};
+use crate::cbpf::{asm, formats, Insn};
+use crate::Dialect;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    #[serde(default)]
+    case: Vec<Spanned<RawCase>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    dialects: Vec<Dialect>,
+    #[serde(default)]
+    asm: Option<Spanned<String>>,
+    #[serde(default)]
+    insns: Option<Vec<[u32; 4]>>,
+    #[serde(default)]
+    ddd: Option<String>,
+    #[serde(default)]
+    packet: Option<String>,
+    #[serde(default)]
+    ctx: Option<RawCtx>,
+    expect: RawExpect,
+    #[serde(default)]
+    skip: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    #[serde(default)]
+    ret: Option<u32>,
+    #[serde(default)]
+    any_ret: Option<bool>,
+    #[serde(default)]
+    mem: Option<BTreeMap<String, u32>>,
+    #[serde(default)]
+    rejected: Option<RawRejected>,
+    #[serde(default)]
+    linux: Option<Box<RawExpect>>,
+    #[serde(default)]
+    bsd: Option<Box<RawExpect>>,
+    #[serde(default)]
+    netbsd: Option<Box<RawExpect>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawRejected {
+    Flag(bool),
+    Rule(String),
+}
+
+/// The result of loading a set of files: the cases that loaded and the errors of those that did
+/// not. One bad case never hides the others.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Cases loaded successfully, in file order.
+    pub cases: Vec<Case>,
+    /// Problems found, each naming file, case and field.
+    pub errors: Vec<CaseError>,
+}
+
+/// Loads every `*.toml` file under `path` (or `path` itself if it is a file), sorted by path.
+pub fn load_path(path: &Path) -> LoadReport {
+    let mut files = Vec::new();
+    collect_toml(path, &mut files);
+    files.sort();
+    let mut report = LoadReport::default();
+    let mut seen = BTreeSet::new();
+    for f in files {
+        let r = load_file(&f);
+        report.errors.extend(r.errors);
+        for c in r.cases {
+            if !seen.insert(c.name.clone()) {
+                report.errors.push(CaseError {
+                    file: c.file.clone(),
+                    case: Some(c.name.clone()),
+                    line: Some(c.line),
+                    message: "duplicate case name (another file has the same group/name)".into(),
+                });
+            } else {
+                report.cases.push(c);
+            }
+        }
+    }
+    report
+}
+
+fn collect_toml(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        if let Ok(rd) = std::fs::read_dir(path) {
+            for e in rd.flatten() {
+                collect_toml(&e.path(), out);
+            }
+        }
+    } else if path.extension().is_some_and(|e| e == "toml") {
+        out.push(path.to_path_buf());
+    }
+}
+
+/// Loads one case file.
+pub fn load_file(path: &Path) -> LoadReport {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(path, &text),
+        Err(e) => LoadReport {
+            cases: vec![],
+            errors: vec![CaseError {
+                file: path.to_path_buf(),
+                case: None,
+                line: None,
+                message: format!("cannot read: {e}"),
+            }],
+        },
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Loads cases from TOML text; `path` names the file in errors and gives the group (its stem).
+pub fn load_str(path: &Path, text: &str) -> LoadReport {
+    let mut report = LoadReport::default();
+    let file_err = |line: Option<usize>, message: String| CaseError {
+        file: path.to_path_buf(),
+        case: None,
+        line,
+        message,
+    };
+    let group = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(text, s.start));
+            report
+                .errors
+                .push(file_err(line, e.message().trim().to_string()));
+            return report;
+        }
+    };
+    let mut names = BTreeSet::new();
+    for spanned in raw.case {
+        let line = line_of(text, spanned.span().start);
+        let rc = spanned.into_inner();
+        let name = format!("{group}/{}", rc.name);
+        let err = |field: &str, message: String, at: Option<usize>| CaseError {
+            file: path.to_path_buf(),
+            case: Some(name.clone()),
+            line: Some(at.unwrap_or(line)),
+            message: format!("{field}: {message}"),
+        };
+        if !names.insert(name.clone()) {
+            report.errors.push(err(
+                "name",
+                "duplicate case name in this file".into(),
+                None,
+            ));
+            continue;
+        }
+        match build_case(path, text, line, &name, rc) {
+            Ok(c) => report.cases.push(c),
+            Err((field, msg, at)) => report.errors.push(err(field, msg, at)),
+        }
+    }
+    report
+}
+
+type BuildErr = (&'static str, String, Option<usize>);
+
+fn build_case(
+    path: &Path,
+    text: &str,
+    line: usize,
+    name: &str,
+    rc: RawCase,
+) -> Result<Case, BuildErr> {
+    if rc.name.is_empty() || rc.name.contains('/') || rc.name.contains(char::is_whitespace) {
+        return Err((
+            "name",
+            "must be non-empty, without `/` or whitespace".into(),
+            None,
+        ));
+    }
+    if rc.dialects.is_empty() {
+        return Err(("dialects", "at least one dialect is required".into(), None));
+    }
+    let sources = [rc.asm.is_some(), rc.insns.is_some(), rc.ddd.is_some()];
+    if sources.iter().filter(|b| **b).count() != 1 {
+        return Err((
+            "program",
+            "exactly one of `asm`, `insns` or `ddd` is required".into(),
+            None,
+        ));
+    }
+    let program: Vec<Insn> = if let Some(a) = rc.asm {
+        let base = line_of(text, a.span().start);
+        asm::assemble(a.get_ref()).map_err(|e| {
+            // TOML trims the newline right after `"""`, so asm line 1 is the next file line.
+            let multiline = text[a.span().start..].starts_with("\"\"\"")
+                || text[a.span().start..].starts_with("'''");
+            let at = base + e.line.saturating_sub(1) + usize::from(multiline);
+            ("asm", format!("line {}: {}", e.line, e.message), Some(at))
+        })?
+    } else if let Some(quads) = rc.insns {
+        let mut v = Vec::with_capacity(quads.len());
+        for (i, [code, jt, jf, k]) in quads.into_iter().enumerate() {
+            let (Ok(code), Ok(jt), Ok(jf)) = (u16::try_from(code), u8::try_from(jt), u8::try_from(jf))
+            else {
+                return Err((
+                    "insns",
+                    format!("instruction {i}: code must fit 16 bits and jt/jf 8 bits"),
+                    None,
+                ));
+            };
+            v.push(Insn::new(code, jt, jf, k));
+        }
+        v
+    } else {
+        let t = rc.ddd.unwrap_or_default();
+        formats::parse_ddd(&t).map_err(|e| ("ddd", e.to_string(), None))?
+    };
+    let packet = match rc.packet {
+        Some(p) => parse_hex(&p).map_err(|e| ("packet", e, None))?,
+        None => Vec::new(),
+    };
+    let ctx = rc
+        .ctx
+        .unwrap_or_default()
+        .into_ctx()
+        .map_err(|e| ("ctx", e, None))?;
+    let mut expect = BTreeMap::new();
+    for d in &rc.dialects {
+        let e = resolve_expect(&rc.expect, *d, ctx.memwords()).map_err(|m| ("expect", m, None))?;
+        expect.insert(*d, e);
+    }
+    for (dial, over) in [
+        (Dialect::Linux, &rc.expect.linux),
+        (Dialect::Bsd, &rc.expect.bsd),
+        (Dialect::Netbsd, &rc.expect.netbsd),
+    ] {
+        if over.is_some() && !rc.dialects.contains(&dial) {
+            return Err((
+                "expect",
+                format!("has an override for `{dial}`, which is not in `dialects`"),
+                None,
+            ));
+        }
+    }
+    Ok(Case {
+        name: name.to_string(),
+        file: path.to_path_buf(),
+        line,
+        description: rc.description,
+        dialects: rc.dialects,
+        program,
+        packet,
+        ctx,
+        expect,
+        skip: rc.skip,
+    })
+}
+
+fn resolve_expect(base: &RawExpect, d: Dialect, memwords: usize) -> Result<Expected, String> {
+    let over = match d {
+        Dialect::Linux => base.linux.as_deref(),
+        Dialect::Bsd => base.bsd.as_deref(),
+        Dialect::Netbsd => base.netbsd.as_deref(),
+    };
+    if let Some(o) = over {
+        if o.linux.is_some() || o.bsd.is_some() || o.netbsd.is_some() {
+            return Err(format!("the `{d}` override cannot nest dialect overrides"));
+        }
+    }
+    // An override replaces the outcome kind wholesale if it names one.
+    let pick = |o: Option<&RawExpect>| -> RawExpect {
+        match o {
+            Some(o) if o.ret.is_some() || o.any_ret.is_some() || o.rejected.is_some() => {
+                let mut r = o.clone();
+                if r.mem.is_none() && r.rejected.is_none() {
+                    r.mem = base.mem.clone();
+                }
+                r
+            }
+            Some(o) => RawExpect {
+                mem: o.mem.clone().or_else(|| base.mem.clone()),
+                ..base.clone()
+            },
+            None => base.clone(),
+        }
+    };
+    let e = pick(over);
+    let rejected = match &e.rejected {
+        None | Some(RawRejected::Flag(false)) => None,
+        Some(RawRejected::Flag(true)) => Some(None),
+        Some(RawRejected::Rule(r)) => Some(Some(r.clone())),
+    };
+    let any = e.any_ret.unwrap_or(false);
+    match (rejected, e.ret, any) {
+        (Some(rule), None, false) => {
+            if e.mem.is_some() {
+                return Err(format!("[{d}] `mem` makes no sense with `rejected`"));
+            }
+            Ok(Expected::Reject { rule })
+        }
+        (None, Some(_), true) => Err(format!("[{d}] `ret` and `any_ret` exclude each other")),
+        (None, ret, any) if ret.is_some() || any => {
+            let mut mem = BTreeMap::new();
+            for (k, v) in e.mem.iter().flatten() {
+                let slot: usize = k
+                    .parse()
+                    .map_err(|_| format!("[{d}] mem key `{k}` is not a slot number"))?;
+                if slot >= memwords {
+                    return Err(format!(
+                        "[{d}] mem slot {slot} out of range (memory has {memwords} words)"
+                    ));
+                }
+                mem.insert(slot, *v);
+            }
+            Ok(Expected::Accept { ret, mem })
+        }
+        (None, _, _) => Err(format!(
+            "[{d}] needs `ret`, `any_ret = true` or `rejected`"
+        )),
+        (Some(_), _, _) => Err(format!(
+            "[{d}] `rejected` excludes `ret` and `any_ret`"
+        )),
+    }
+}

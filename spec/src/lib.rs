@@ -1,0 +1,15 @@
+//! bpfconf-spec: what BPF is — instruction models, encodings, assemblers, checkers and test cases.
+//!
+//! Layers, bottom up:
+//! - [`dialect`]: the classic BPF dialects we model (Linux, BSD/libpcap, NetBSD).
+//! - [`cbpf`]: the classic instruction model, its assembler/disassembler, the textual formats users
+//!   paste (tcpdump `-dd`/`-ddd`, bpf_asm comma form) and the per-dialect checker.
+//! - [`cop`]: the standard NetBSD coprocessor table used by the spec cases.
+//! - [`case`]: the TOML case schema and its loader.
+
+pub mod case;
+pub mod cbpf;
+pub mod cop;
+pub mod dialect;
+
+pub use dialect::Dialect;
