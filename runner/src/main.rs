@@ -1,2 +1,315 @@
-//! The `bpfconf` command line. PLACEHOLDER.
-fn main() {}
+//! The `bpfconf` command line: a thin layer over the runner, spec and engines libraries.
+
+use anyhow::{anyhow, bail, Context, Result};
+use bpfconf_engines::{ClassicInput, ClassicProgram, Input, Observed, Program};
+use bpfconf_runner::compare::Actual;
+use bpfconf_runner::report::{self, Format};
+use bpfconf_runner::suite::{self, Selection, Verdict};
+use bpfconf_runner::{select_engines, serve};
+use bpfconf_spec::case::{self, CtxSpec};
+use bpfconf_spec::cbpf::{disasm, formats, Insn};
+use bpfconf_spec::Dialect;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// bpfconf: a conformance suite and differential harness for BPF.
+#[derive(Parser)]
+#[command(name = "bpfconf", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run spec cases (TOML files or directories) on engines and report pass/fail/skip.
+    Run {
+        /// Engines, comma-separated (default: all).
+        #[arg(long)]
+        engine: Option<String>,
+        /// Only cases whose `group/name` matches this regex.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Only these dialects, comma-separated (linux, bsd, netbsd).
+        #[arg(long)]
+        dialect: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Print every verdict, not only failures.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Case files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run one program once and print the outcome.
+    Exec {
+        /// Engine to run on.
+        #[arg(long, default_value = "interp")]
+        engine: String,
+        /// Dialect.
+        #[arg(long, default_value = "linux")]
+        dialect: Dialect,
+        /// Program in bpf_asm syntax.
+        #[arg(long, group = "prog")]
+        asm: Option<PathBuf>,
+        /// Program as `code jt jf k` quads (tcpdump -ddd, -dd or bpf_asm comma form).
+        #[arg(long, group = "prog")]
+        quads: Option<PathBuf>,
+        /// Packet bytes in hex.
+        #[arg(long, default_value = "")]
+        packet: String,
+        /// Context as inline TOML, e.g. `{ protocol = 0x800, ifindex = 2 }`.
+        #[arg(long)]
+        ctx: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// Answer JSON-lines requests on stdin (see the serve module docs for the protocol).
+    Serve {
+        /// Engine to serve.
+        #[arg(long, default_value = "interp")]
+        engine: String,
+    },
+    /// Assemble bpf_asm text and print the instructions.
+    Asm {
+        /// Source file (`-` for stdin).
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "ddd")]
+        out: OutFormat,
+    },
+    /// Disassemble a program (bpf_asm, tcpdump -dd/-ddd or comma form) to bpf_asm text.
+    Disasm {
+        /// Program file (`-` for stdin).
+        file: PathBuf,
+    },
+    /// List engines, their architecture and whether they can run here (and why not).
+    Engines,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutFormat {
+    /// `tcpdump -ddd`: count, then `code jt jf k` lines.
+    Ddd,
+    /// `tcpdump -dd`: C array.
+    Dd,
+    /// bpf_asm comma form.
+    Comma,
+}
+
+fn read_input(path: &Path) -> Result<String> {
+    if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
+fn load_program(path: &Path) -> Result<Vec<Insn>> {
+    let text = read_input(path)?;
+    formats::parse_any(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+fn parse_dialects(s: &str) -> Result<Vec<Dialect>> {
+    s.split(',')
+        .map(|d| d.trim().parse::<Dialect>().map_err(|e| anyhow!(e)))
+        .collect()
+}
+
+fn cmd_run(
+    engine: Option<String>,
+    filter: Option<String>,
+    dialect: Option<String>,
+    format: Format,
+    verbose: bool,
+    paths: Vec<PathBuf>,
+) -> Result<ExitCode> {
+    let engines = select_engines(engine.as_deref()).map_err(|e| anyhow!(e))?;
+    let sel = Selection {
+        filter: filter
+            .map(|f| regex::Regex::new(&f))
+            .transpose()
+            .context("--filter")?,
+        dialects: dialect.map(|d| parse_dialects(&d)).transpose()?,
+    };
+    let mut cases = Vec::new();
+    let mut errors = Vec::new();
+    for p in &paths {
+        if !p.exists() {
+            bail!("{}: no such file or directory", p.display());
+        }
+        let r = case::load_path(p);
+        cases.extend(r.cases);
+        errors.extend(r.errors);
+    }
+    let mut rep = suite::run_suite(&cases, &engines, &sel);
+    rep.load_errors = errors;
+    match format {
+        Format::Human => print!("{}", report::human(&rep, verbose)),
+        Format::Json => println!("{}", report::json(&rep)),
+    }
+    Ok(if rep.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_exec(
+    engine: String,
+    dialect: Dialect,
+    asm_file: Option<PathBuf>,
+    quads: Option<PathBuf>,
+    packet: String,
+    ctx: Option<String>,
+    format: Format,
+) -> Result<ExitCode> {
+    let engines = select_engines(Some(&engine)).map_err(|e| anyhow!(e))?;
+    let engine = &engines[0];
+    let insns = match (asm_file, quads) {
+        (Some(a), None) => {
+            let text = read_input(&a)?;
+            bpfconf_spec::cbpf::asm::assemble(&text).map_err(|e| anyhow!("{}: {e}", a.display()))?
+        }
+        (None, Some(q)) => load_program(&q)?,
+        _ => bail!("give exactly one of --asm or --quads"),
+    };
+    let packet = case::parse_hex(&packet).map_err(|e| anyhow!("--packet: {e}"))?;
+    let ctx = match ctx {
+        Some(t) => {
+            let spec: CtxSpec = toml::from_str(&format!("v = {t}"))
+                .map(|w: std::collections::BTreeMap<String, CtxSpec>| {
+                    w.into_values().next().unwrap_or_default()
+                })
+                .map_err(|e| anyhow!("--ctx: {}", e.message()))?;
+            spec.into_ctx().map_err(|e| anyhow!("--ctx: {e}"))?
+        }
+        None => Default::default(),
+    };
+    let program = Program::Classic(ClassicProgram {
+        dialect,
+        insns,
+        cop_funcs: ctx.cop.len(),
+        memwords: ctx.memwords(),
+    });
+    let input = Input::Classic(ClassicInput { packet, ctx });
+    engine.availability().map_err(|e| anyhow!("engine {}: {e}", engine.name()))?;
+    if let Err(r) = engine.supports(&program, &input) {
+        println!("skipped: {r}");
+        return Ok(ExitCode::from(2));
+    }
+    let actual = match suite::execute(engine.as_ref(), &program, &input, false) {
+        Ok(a) => a,
+        Err(Verdict::Skip(r)) => {
+            println!("skipped: {r}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(v) => bail!("{v:?}"),
+    };
+    let value = match &actual {
+        Actual::Ran(o) => match o.ret {
+            Observed::Exact(v) => serde_json::json!({"ret": v, "mem": o.mem}),
+            Observed::Delivered(d) => serde_json::json!({"delivered": d}),
+        },
+        Actual::Rejected { reason, .. } => serde_json::json!({"rejected": reason}),
+        Actual::Accepted => serde_json::json!({"accepted": true}),
+    };
+    match format {
+        Format::Json => println!("{value}"),
+        Format::Human => match actual {
+            Actual::Ran(o) => {
+                println!(
+                    "{}",
+                    bpfconf_runner::compare::render_observed(&o.ret)
+                );
+                if let Some(m) = o.mem {
+                    println!("M[] = {m:?}");
+                }
+            }
+            Actual::Rejected { reason, .. } => println!("rejected: {reason}"),
+            Actual::Accepted => println!("accepted"),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_engines() -> ExitCode {
+    for e in bpfconf_engines::all_engines() {
+        let info = e.info();
+        let avail = match e.availability() {
+            Ok(()) => "available".to_string(),
+            Err(r) => format!("unavailable: {r}"),
+        };
+        println!("{:8} arch={:10} {avail}", info.name, info.arch);
+        for (k, v) in info.facts {
+            println!("         {k} = {v}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn real_main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run {
+            engine,
+            filter,
+            dialect,
+            format,
+            verbose,
+            paths,
+        } => cmd_run(engine, filter, dialect, format, verbose, paths),
+        Cmd::Exec {
+            engine,
+            dialect,
+            asm,
+            quads,
+            packet,
+            ctx,
+            format,
+        } => cmd_exec(engine, dialect, asm, quads, packet, ctx, format),
+        Cmd::Serve { engine } => {
+            let engines = select_engines(Some(&engine)).map_err(|e| anyhow!(e))?;
+            let stdin = std::io::stdin();
+            serve::serve(engines[0].as_ref(), stdin.lock(), std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Asm { file, out } => {
+            let text = read_input(&file)?;
+            let insns = bpfconf_spec::cbpf::asm::assemble(&text)
+                .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            print!(
+                "{}",
+                match out {
+                    OutFormat::Ddd => formats::to_ddd(&insns),
+                    OutFormat::Dd => formats::to_dd(&insns),
+                    OutFormat::Comma => formats::to_comma(&insns) + "\n",
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Disasm { file } => {
+            let insns = load_program(&file)?;
+            print!("{}", disasm::disassemble(&insns));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Engines => Ok(cmd_engines()),
+    }
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bpfconf: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

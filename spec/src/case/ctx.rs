@@ -70,10 +70,12 @@ impl Ctx {
     }
 }
 
-/// The TOML form of [`Ctx`]: every field optional, unknown fields rejected.
+/// The serialized (TOML/JSON) form of [`Ctx`]: every field optional, unknown fields rejected.
+/// Device fields are flattened (`ifindex`, `hatype`) and coprocessor functions are named.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawCtx {
+#[allow(missing_docs)]
+pub struct CtxSpec {
     pub protocol: Option<u16>,
     pub pkt_type: Option<u8>,
     pub ifindex: Option<u32>,
@@ -94,8 +96,8 @@ pub(crate) struct RawCtx {
     pub extmem: Option<Vec<u32>>,
 }
 
-impl RawCtx {
-    /// Validates and converts; errors name the field.
+impl CtxSpec {
+    /// Validates and converts to a [`Ctx`]; errors name the field.
     pub fn into_ctx(self) -> Result<Ctx, String> {
         let dev = match (self.ifindex, self.hatype) {
             (Some(ifindex), hatype) => Some(Dev {

@@ -1,6 +1,6 @@
 //! Loading case files: TOML → validated [`Case`]s, with errors that name file, case and field.
 
-use super::ctx::RawCtx;
+use super::ctx::CtxSpec;
 use super::{parse_hex, Case, CaseError, Expected};
 use crate::cbpf::{asm, formats, Insn};
 use crate::Dialect;
@@ -35,7 +35,7 @@ struct RawCase {
     #[serde(default)]
     packet: Option<String>,
     #[serde(default)]
-    ctx: Option<RawCtx>,
+    ctx: Option<CtxSpec>,
     expect: RawExpect,
     #[serde(default)]
     skip: BTreeMap<String, String>,

@@ -8,7 +8,7 @@
 mod ctx;
 mod load;
 
-pub use ctx::{Ctx, Dev};
+pub use ctx::{Ctx, CtxSpec, Dev};
 pub use load::{load_file, load_path, load_str, LoadReport};
 
 use crate::cbpf::Insn;

@@ -1,0 +1,134 @@
+//! `bpfconf serve`: a JSON-lines protocol over stdin/stdout, one request → one reply.
+//!
+//! Request (one JSON object per line):
+//! `{"id": any, "dialect": "linux"|"bsd"|"netbsd", "insns": [[code,jt,jf,k],…] | "asm": "…",
+//!   "packet": "hex", "ctx": {protocol, ifindex, cop: ["ret_a"], …}}` (`dialect` defaults to
+//! linux, `packet` to empty, `ctx` to the AF_UNIX defaults; `ctx` uses the TOML case field names).
+//!
+//! Replies: `{"id", "ret": N, "mem": [..]}` when the engine observes the exact return value,
+//! `{"id", "delivered": N|null}` when it observes only what a socket delivers (null = dropped),
+//! `{"id", "rejected": "reason"}`, `{"id", "skipped": "reason"}`, or `{"id", "error": "…"}` for
+//! malformed requests and engine failures. The server never stops on a bad line.
+
+use crate::compare::Actual;
+use crate::suite::{execute, Verdict};
+use bpfconf_engines::{ClassicInput, ClassicProgram, Engine, Input, Observed, Program};
+use bpfconf_spec::case::{parse_hex, CtxSpec};
+use bpfconf_spec::cbpf::{asm, Insn};
+use bpfconf_spec::Dialect;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::io::{self, BufRead, Write};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    #[serde(default)]
+    #[allow(dead_code)]
+    id: Value,
+    #[serde(default)]
+    dialect: Option<Dialect>,
+    #[serde(default)]
+    insns: Option<Vec<[u64; 4]>>,
+    #[serde(default)]
+    asm: Option<String>,
+    #[serde(default)]
+    packet: Option<String>,
+    #[serde(default)]
+    ctx: Option<CtxSpec>,
+}
+
+fn parse_request(v: Value) -> Result<(Program, Input), String> {
+    let req: Request = serde_json::from_value(v).map_err(|e| format!("bad request: {e}"))?;
+    let insns: Vec<Insn> = match (req.insns, req.asm) {
+        (Some(q), None) => q
+            .into_iter()
+            .enumerate()
+            .map(|(i, [c, jt, jf, k])| {
+                match (
+                    u16::try_from(c),
+                    u8::try_from(jt),
+                    u8::try_from(jf),
+                    u32::try_from(k),
+                ) {
+                    (Ok(c), Ok(jt), Ok(jf), Ok(k)) => Ok(Insn::new(c, jt, jf, k)),
+                    _ => Err(format!("insns[{i}]: field out of range")),
+                }
+            })
+            .collect::<Result<_, _>>()?,
+        (None, Some(a)) => asm::assemble(&a).map_err(|e| format!("asm: {e}"))?,
+        _ => return Err("exactly one of `insns` or `asm` is required".into()),
+    };
+    let packet = match req.packet {
+        Some(p) => parse_hex(&p).map_err(|e| format!("packet: {e}"))?,
+        None => vec![],
+    };
+    let ctx = req
+        .ctx
+        .unwrap_or_default()
+        .into_ctx()
+        .map_err(|e| format!("ctx: {e}"))?;
+    let program = Program::Classic(ClassicProgram {
+        dialect: req.dialect.unwrap_or(Dialect::Linux),
+        insns,
+        cop_funcs: ctx.cop.len(),
+        memwords: ctx.memwords(),
+    });
+    Ok((program, Input::Classic(ClassicInput { packet, ctx })))
+}
+
+/// Handles one request line and returns the reply object.
+pub fn handle_line(engine: &dyn Engine, line: &str) -> Value {
+    let v: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return json!({"id": null, "error": format!("malformed JSON: {e}")}),
+    };
+    let id = v.get("id").cloned().unwrap_or(Value::Null);
+    if !v.is_object() {
+        return json!({"id": id, "error": "a request must be a JSON object"});
+    }
+    let (program, input) = match parse_request(v) {
+        Ok(x) => x,
+        Err(e) => return json!({"id": id, "error": e}),
+    };
+    if let Err(reason) = engine.availability() {
+        return json!({"id": id, "skipped": format!("engine unavailable: {reason}")});
+    }
+    if let Err(reason) = engine.supports(&program, &input) {
+        return json!({"id": id, "skipped": reason});
+    }
+    match execute(engine, &program, &input, false) {
+        Ok(Actual::Ran(o)) => {
+            let mut r = match o.ret {
+                Observed::Exact(v) => json!({"id": id, "ret": v}),
+                Observed::Delivered(d) => json!({"id": id, "delivered": d}),
+            };
+            if let Some(m) = o.mem {
+                r["mem"] = json!(m);
+            }
+            r
+        }
+        Ok(Actual::Rejected { reason, .. }) => json!({"id": id, "rejected": reason}),
+        Ok(Actual::Accepted) => json!({"id": id, "error": "internal: program was not run"}),
+        Err(Verdict::Skip(r)) => json!({"id": id, "skipped": r}),
+        Err(Verdict::Error(e)) | Err(Verdict::Fail(e)) => json!({"id": id, "error": e}),
+        Err(Verdict::Pass) => json!({"id": id, "error": "internal: no outcome"}),
+    }
+}
+
+/// Serves requests from `input` until EOF, writing one reply line per non-empty request line.
+/// Returns the number of requests handled.
+pub fn serve(engine: &dyn Engine, input: impl BufRead, mut output: impl Write) -> io::Result<usize> {
+    let mut n = 0;
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply = handle_line(engine, &line);
+        writeln!(output, "{reply}")?;
+        output.flush()?;
+        n += 1;
+    }
+    Ok(n)
+}

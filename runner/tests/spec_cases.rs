@@ -1,0 +1,56 @@
+//! Drives every spec case file through the reference interpreter and, where available, the
+//! Linux kernel. A failure prints the full report; skips are printed with their reasons.
+
+mod common;
+
+use bpfconf_runner::report;
+use bpfconf_runner::suite::{run_suite, Selection, Verdict};
+use bpfconf_spec::case::load_file;
+use rstest::rstest;
+use std::path::PathBuf;
+
+fn run_file(path: &PathBuf, engines: Vec<Box<dyn bpfconf_engines::Engine>>) {
+    let loaded = load_file(path);
+    assert!(
+        loaded.errors.is_empty(),
+        "case file errors:\n{}",
+        loaded
+            .errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(!loaded.cases.is_empty(), "{} has no cases", path.display());
+    let rep = run_suite(&loaded.cases, &engines, &Selection::default());
+    let text = report::human(&rep, false);
+    eprintln!("{text}");
+    assert!(rep.success(), "{}:\n{text}", path.display());
+}
+
+#[rstest]
+fn interp(#[files("../spec/cases/**/*.toml")] path: PathBuf) {
+    let e = bpfconf_engines::engine_by_name("interp").unwrap();
+    run_file(&path, vec![e]);
+    // The interpreter models every dialect and every context: it must never skip.
+    let rep = run_suite(
+        &load_file(&path).cases,
+        &[bpfconf_engines::engine_by_name("interp").unwrap()],
+        &Selection::default(),
+    );
+    for r in &rep.results {
+        assert!(
+            !matches!(r.verdict, Verdict::Skip(_)),
+            "interp skipped {}: {:?}",
+            r.case,
+            r.verdict
+        );
+    }
+}
+
+#[rstest]
+fn linux(#[files("../spec/cases/**/*.toml")] path: PathBuf) {
+    if let Some(e) = common::linux_engine() {
+        run_file(&path, vec![e]);
+    }
+}
