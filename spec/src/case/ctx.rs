@@ -72,27 +72,45 @@ impl Ctx {
 
 /// The serialized (TOML/JSON) form of [`Ctx`]: every field optional, unknown fields rejected.
 /// Device fields are flattened (`ifindex`, `hatype`) and coprocessor functions are named.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct CtxSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pkt_type: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ifindex: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hatype: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mark: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_mapping: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rxhash: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vlan_tci: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vlan_present: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vlan_tpid: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rand: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub poff: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mac_header: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub network_header: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub wirelen: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cop: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub extmem: Option<Vec<u32>>,
 }
 
@@ -148,5 +166,33 @@ impl CtxSpec {
             cop,
             extmem: self.extmem,
         })
+    }
+}
+
+impl From<&Ctx> for CtxSpec {
+    /// The serialized form of a context, listing only fields that differ from the defaults.
+    fn from(c: &Ctx) -> Self {
+        let d = Ctx::default();
+        let opt = |differs: bool| differs.then_some(());
+        CtxSpec {
+            protocol: opt(c.protocol != d.protocol).map(|_| c.protocol),
+            pkt_type: opt(c.pkt_type != d.pkt_type).map(|_| c.pkt_type),
+            ifindex: c.dev.map(|dev| dev.ifindex),
+            hatype: c.dev.map(|dev| dev.hatype),
+            mark: opt(c.mark != d.mark).map(|_| c.mark),
+            queue_mapping: opt(c.queue_mapping != d.queue_mapping).map(|_| c.queue_mapping),
+            rxhash: opt(c.rxhash != d.rxhash).map(|_| c.rxhash),
+            vlan_tci: opt(c.vlan_present).map(|_| c.vlan_tci),
+            vlan_present: opt(c.vlan_present).map(|_| true),
+            vlan_tpid: opt(c.vlan_present).map(|_| c.vlan_tpid),
+            cpu: opt(c.cpu != d.cpu).map(|_| c.cpu),
+            rand: c.rand,
+            poff: opt(c.poff != d.poff).map(|_| c.poff),
+            mac_header: c.mac_header,
+            network_header: c.network_header,
+            wirelen: c.wirelen,
+            cop: opt(!c.cop.is_empty()).map(|_| c.cop.iter().map(|f| f.name().to_string()).collect()),
+            extmem: c.extmem.clone(),
+        }
     }
 }

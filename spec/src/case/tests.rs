@@ -144,3 +144,24 @@ fn hex_parsing() {
     assert!(parse_hex("zz").is_err());
     assert_eq!(to_hex(&[1, 0xff]), "01ff");
 }
+
+#[test]
+fn ctx_spec_round_trips() {
+    let r = load(
+        r#"
+[[case]]
+name = "c"
+dialects = ["linux", "netbsd"]
+insns = [[6, 0, 0, 0]]
+ctx = { protocol = 0x800, ifindex = 2, vlan_present = true, vlan_tci = 10, cpu = 1, mac_header = 0, network_header = 14, cop = ["ret_a", "set_m0"], extmem = [1, 2] }
+expect = { ret = 0 }
+"#,
+    );
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let ctx = &r.cases[0].ctx;
+    assert_eq!(ctx.dev, Some(Dev { ifindex: 2, hatype: 1 }));
+    assert_eq!(ctx.vlan_tpid, 0x8100);
+    let spec = CtxSpec::from(ctx);
+    assert_eq!(&spec.clone().into_ctx().unwrap(), ctx);
+    assert_eq!(CtxSpec::from(&Ctx::default()), CtxSpec::default());
+}

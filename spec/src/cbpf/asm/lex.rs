@@ -57,7 +57,10 @@ fn digits_value(digits: &str, radix: u32, whole: &str, line: usize) -> Result<u3
         _ => "decimal",
     };
     if digits.is_empty() {
-        return Err(err(line, format!("malformed number '{whole}': no {kind} digits")));
+        return Err(err(
+            line,
+            format!("malformed number '{whole}': no {kind} digits"),
+        ));
     }
     let mut v: u64 = 0;
     for c in digits.chars() {
