@@ -95,7 +95,10 @@ impl FromStr for CopFn {
             .find(|f| f.name() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = CopFn::ALL.iter().map(|f| f.name()).collect();
-                format!("unknown coprocessor function `{s}` (known: {})", names.join(", "))
+                format!(
+                    "unknown coprocessor function `{s}` (known: {})",
+                    names.join(", ")
+                )
             })
     }
 }

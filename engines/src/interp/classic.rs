@@ -7,12 +7,17 @@
 //!   the result as a signed offset. Negative offsets in `[SKF_NET_OFF, 0)` read relative to the
 //!   network header, `[SKF_LL_OFF, SKF_NET_OFF)` relative to the MAC header (which must be set).
 //!   `ldx msh` uses the same load path. DIV/MOD by X = 0 returns 0; shifts by X use the low
-//!   5 bits (32-bit eBPF ALU on x86). `ifidx`/`hatype` without a device return 0.
-//! - **BSD** (libpcap `bpf_filter`): unsigned offsets with overflow-checked `X + k`; `ld len`
-//!   reads the wire length; shifts by ≥ 32 give 0; unknown opcodes return 0.
-//! - **NetBSD** (`bpf_filter_ext`): like BSD for loads, plus BPF_COP/BPF_COPX calling the
-//!   coprocessor table (index out of range returns 0; X is preserved), and an optional external
-//!   memory that replaces M[].
+//!   5 bits (32-bit eBPF ALU on x86). `ifidx`/`hatype` without a device end the program
+//!   returning the current A (the converted code exits with R0 = A; measured on 6.18).
+//! - **BSD** (libpcap 1.10 `bpf_filter`): unsigned offsets with overflow-checked `X + k`;
+//!   `ld len` reads the wire length; shifts by X ≥ 32 give 0; shifts by a constant k ≥ 32 (which
+//!   the 1.10 validator accepts) are C undefined behaviour that x86 executes as `k & 31`, and we
+//!   model that. Opcodes the validator accepts but the interpreter has no case for (RET X,
+//!   non-canonical codes) return 0 as libpcap master does (1.10.3 calls abort()).
+//! - **NetBSD** (`bpf_filter_ext`, rev 1.70): like BSD for loads; shifts are plain C shifts
+//!   (x86: count & 31); RET X has no case and returns 0; BPF_COP/BPF_COPX call the coprocessor
+//!   table (index out of range returns 0; X is preserved), and an optional external memory
+//!   replaces M[].
 
 use bpfconf_spec::case::Ctx;
 use bpfconf_spec::cbpf::ext::{Ext, NegBase, SKF_AD_MAX, SKF_AD_OFF};
@@ -110,7 +115,7 @@ impl Machine<'_> {
         }
     }
 
-    /// Linux ancillary load. `None` means the program returns 0.
+    /// Linux ancillary load. `None` means the program ends, returning the current A.
     fn ancillary(&mut self, ext: Ext) -> Option<u32> {
         let c = self.ctx;
         Some(match ext {
@@ -149,17 +154,18 @@ impl Machine<'_> {
         })
     }
 
-    fn shift(&self, left: bool, a: u32, amount: u32) -> u32 {
-        match self.dialect {
-            // 32-bit eBPF ALU shift: the count is taken modulo 32.
-            Dialect::Linux | Dialect::Netbsd => {
+    fn shift(&self, left: bool, a: u32, amount: u32, src: Src) -> u32 {
+        match (self.dialect, src) {
+            // Linux: 32-bit eBPF ALU shift; NetBSD and libpcap's constant shifts: C shifts that
+            // x86 executes modulo 32.
+            (Dialect::Linux | Dialect::Netbsd, _) | (Dialect::Bsd, Src::K) => {
                 if left {
                     a.wrapping_shl(amount)
                 } else {
                     a.wrapping_shr(amount)
                 }
             }
-            Dialect::Bsd => {
+            (Dialect::Bsd, Src::X) => {
                 if amount >= 32 {
                     0
                 } else if left {
@@ -190,7 +196,7 @@ impl Machine<'_> {
                     };
                     match self.ancillary(ext) {
                         Some(v) => self.a = v,
-                        None => return fail,
+                        None => return Flow::Return(self.a),
                     }
                 } else {
                     match self.load(k, size.bytes()) {
@@ -256,8 +262,8 @@ impl Machine<'_> {
                     AluOp::And => a & v,
                     AluOp::Or => a | v,
                     AluOp::Xor => a ^ v,
-                    AluOp::Lsh => self.shift(true, a, v),
-                    AluOp::Rsh => self.shift(false, a, v),
+                    AluOp::Lsh => self.shift(true, a, v, s),
+                    AluOp::Rsh => self.shift(false, a, v, s),
                 };
             }
             Op::Neg => self.a = self.a.wrapping_neg(),
@@ -272,7 +278,9 @@ impl Machine<'_> {
             }
             Op::RetK => return Flow::Return(k),
             Op::RetA => return Flow::Return(self.a),
-            Op::RetX => return Flow::Return(self.x),
+            // No interpreter implements RET X: only BSD-family validators accept it, and their
+            // interpreters fall into the default case, which returns 0.
+            Op::RetX => return Flow::Return(0),
             Op::Tax => self.x = self.a,
             Op::Txa => self.a = self.x,
             Op::Cop | Op::Copx => {
@@ -293,12 +301,7 @@ impl Machine<'_> {
 
 /// Runs a classic program under a dialect's semantics. The program should already have passed
 /// the dialect's checker; unchecked programs are still run safely (bad jumps trap).
-pub fn run(
-    dialect: Dialect,
-    prog: &[Insn],
-    pkt: &[u8],
-    ctx: &Ctx,
-) -> Result<ClassicResult, Trap> {
+pub fn run(dialect: Dialect, prog: &[Insn], pkt: &[u8], ctx: &Ctx) -> Result<ClassicResult, Trap> {
     let mem = match (&ctx.extmem, dialect) {
         (Some(words), Dialect::Netbsd) => words.clone(),
         _ => vec![0; bpfconf_spec::cbpf::MEMWORDS],

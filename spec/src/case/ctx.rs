@@ -23,8 +23,8 @@ pub struct Ctx {
     pub protocol: u16,
     /// `skb->pkt_type` (0 host, 1 broadcast, 2 multicast, 3 other host, 4 outgoing).
     pub pkt_type: u8,
-    /// The receiving device, or `None` when `skb->dev` is NULL (ifidx/hatype loads then make the
-    /// program return 0 on Linux).
+    /// The receiving device, or `None` when `skb->dev` is NULL (ifidx/hatype loads then end the
+    /// program on Linux, returning the current A).
     pub dev: Option<Dev>,
     /// `skb->mark`.
     pub mark: u32,
@@ -191,7 +191,8 @@ impl From<&Ctx> for CtxSpec {
             mac_header: c.mac_header,
             network_header: c.network_header,
             wirelen: c.wirelen,
-            cop: opt(!c.cop.is_empty()).map(|_| c.cop.iter().map(|f| f.name().to_string()).collect()),
+            cop: opt(!c.cop.is_empty())
+                .map(|_| c.cop.iter().map(|f| f.name().to_string()).collect()),
             extmem: c.extmem.clone(),
         }
     }

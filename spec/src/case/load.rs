@@ -170,11 +170,9 @@ pub fn load_str(path: &Path, text: &str) -> LoadReport {
             message: format!("{field}: {message}"),
         };
         if !names.insert(name.clone()) {
-            report.errors.push(err(
-                "name",
-                "duplicate case name in this file".into(),
-                None,
-            ));
+            report
+                .errors
+                .push(err("name", "duplicate case name in this file".into(), None));
             continue;
         }
         match build_case(path, text, line, &name, rc) {
@@ -224,7 +222,8 @@ fn build_case(
     } else if let Some(quads) = rc.insns {
         let mut v = Vec::with_capacity(quads.len());
         for (i, [code, jt, jf, k]) in quads.into_iter().enumerate() {
-            let (Ok(code), Ok(jt), Ok(jf)) = (u16::try_from(code), u8::try_from(jt), u8::try_from(jf))
+            let (Ok(code), Ok(jt), Ok(jf)) =
+                (u16::try_from(code), u8::try_from(jt), u8::try_from(jf))
             else {
                 return Err((
                     "insns",
@@ -338,11 +337,7 @@ fn resolve_expect(base: &RawExpect, d: Dialect, memwords: usize) -> Result<Expec
             }
             Ok(Expected::Accept { ret, mem })
         }
-        (None, _, _) => Err(format!(
-            "[{d}] needs `ret`, `any_ret = true` or `rejected`"
-        )),
-        (Some(_), _, _) => Err(format!(
-            "[{d}] `rejected` excludes `ret` and `any_ret`"
-        )),
+        (None, _, _) => Err(format!("[{d}] needs `ret`, `any_ret = true` or `rejected`")),
+        (Some(_), _, _) => Err(format!("[{d}] `rejected` excludes `ret` and `any_ret`")),
     }
 }

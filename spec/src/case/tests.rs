@@ -62,7 +62,13 @@ rejected = "cop_out_of_range"
             mem: m.clone()
         }
     );
-    assert_eq!(c.expect[&Dialect::Bsd], Expected::Accept { ret: Some(0), mem: m });
+    assert_eq!(
+        c.expect[&Dialect::Bsd],
+        Expected::Accept {
+            ret: Some(0),
+            mem: m
+        }
+    );
     assert_eq!(
         c.expect[&Dialect::Netbsd],
         Expected::Reject {
@@ -112,7 +118,10 @@ expect = {}
     assert!(e0.contains("demo/bad_hex") && e0.contains("packet"), "{e0}");
     assert_eq!(r.errors[0].line, Some(2));
     let e1 = r.errors[1].to_string();
-    assert!(e1.contains("demo/no_expectation") && e1.contains("expect"), "{e1}");
+    assert!(
+        e1.contains("demo/no_expectation") && e1.contains("expect"),
+        "{e1}"
+    );
 }
 
 #[test]
@@ -139,7 +148,10 @@ fn structural_errors_are_reported() {
 #[test]
 fn hex_parsing() {
     assert_eq!(parse_hex("0x0a0B").unwrap(), vec![10, 11]);
-    assert_eq!(parse_hex("de:ad be_ef").unwrap(), vec![0xde, 0xad, 0xbe, 0xef]);
+    assert_eq!(
+        parse_hex("de:ad be_ef").unwrap(),
+        vec![0xde, 0xad, 0xbe, 0xef]
+    );
     assert!(parse_hex("abc").is_err());
     assert!(parse_hex("zz").is_err());
     assert_eq!(to_hex(&[1, 0xff]), "01ff");
@@ -159,7 +171,13 @@ expect = { ret = 0 }
     );
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     let ctx = &r.cases[0].ctx;
-    assert_eq!(ctx.dev, Some(Dev { ifindex: 2, hatype: 1 }));
+    assert_eq!(
+        ctx.dev,
+        Some(Dev {
+            ifindex: 2,
+            hatype: 1
+        })
+    );
     assert_eq!(ctx.vlan_tpid, 0x8100);
     let spec = CtxSpec::from(ctx);
     assert_eq!(&spec.clone().into_ctx().unwrap(), ctx);

@@ -23,7 +23,7 @@ pub enum Ext {
     Proto,
     /// `type`: skb->pkt_type (SKF_AD_PKTTYPE = 4).
     Type,
-    /// `ifidx`: skb->dev->ifindex; program returns 0 if there is no device (SKF_AD_IFINDEX = 8).
+    /// `ifidx`: skb->dev->ifindex; without a device the program ends returning A (SKF_AD_IFINDEX = 8).
     Ifidx,
     /// `nla`: netlink attribute of type X starting at offset A (SKF_AD_NLATTR = 12).
     Nla,
@@ -33,7 +33,7 @@ pub enum Ext {
     Mark,
     /// `queue`: skb->queue_mapping (SKF_AD_QUEUE = 24).
     Queue,
-    /// `hatype`: skb->dev->type; program returns 0 if there is no device (SKF_AD_HATYPE = 28).
+    /// `hatype`: skb->dev->type; without a device the program ends returning A (SKF_AD_HATYPE = 28).
     Hatype,
     /// `rxhash`: skb->hash (SKF_AD_RXHASH = 32).
     Rxhash,
@@ -189,8 +189,14 @@ mod tests {
     #[test]
     fn negative_bases() {
         assert_eq!(NegBase::classify(-1), Some((NegBase::Net, 0xfffff)));
-        assert_eq!(NegBase::classify(SKF_NET_OFF as i32), Some((NegBase::Net, 0)));
-        assert_eq!(NegBase::classify(SKF_LL_OFF as i32 + 14), Some((NegBase::Ll, 14)));
+        assert_eq!(
+            NegBase::classify(SKF_NET_OFF as i32),
+            Some((NegBase::Net, 0))
+        );
+        assert_eq!(
+            NegBase::classify(SKF_LL_OFF as i32 + 14),
+            Some((NegBase::Ll, 14))
+        );
         assert_eq!(NegBase::classify(SKF_LL_OFF as i32 - 1), None);
         assert_eq!(NegBase::classify(0), None);
     }

@@ -149,7 +149,12 @@ impl Insn {
 
     /// A non-jump statement (`BPF_STMT`).
     pub const fn stmt(code: u16, k: u32) -> Self {
-        Insn { code, jt: 0, jf: 0, k }
+        Insn {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        }
     }
 
     /// The instruction class (`BPF_CLASS`).
