@@ -87,15 +87,17 @@ pub fn compare(expected: &Expected, actual: &Actual, packet_len: usize) -> Resul
             expected: "accepted".into(),
             actual: format!("rejected: {reason}"),
         }),
-        (Expected::Reject { rule: Some(want) }, Actual::Rejected { rule: Some(got), reason })
-            if want != got =>
-        {
-            Err(Mismatch {
-                field: "rule".into(),
-                expected: format!("rejected by rule `{want}`"),
-                actual: format!("rejected by rule `{got}` ({reason})"),
-            })
-        }
+        (
+            Expected::Reject { rule: Some(want) },
+            Actual::Rejected {
+                rule: Some(got),
+                reason,
+            },
+        ) if want != got => Err(Mismatch {
+            field: "rule".into(),
+            expected: format!("rejected by rule `{want}`"),
+            actual: format!("rejected by rule `{got}` ({reason})"),
+        }),
         (Expected::Reject { .. }, Actual::Rejected { .. }) => Ok(()),
         (Expected::Accept { ret, mem }, Actual::Ran(o)) => {
             if let Some(want) = ret {
@@ -190,11 +192,19 @@ mod tests {
         };
         assert!(compare(&want, &rej(Some("div_by_zero")), 0).is_ok());
         assert!(compare(&want, &rej(None), 0).is_ok());
-        assert_eq!(compare(&want, &rej(Some("length")), 0).unwrap_err().field, "rule");
         assert_eq!(
-            compare(&want, &ran(Observed::Exact(0), None), 0).unwrap_err().field,
+            compare(&want, &rej(Some("length")), 0).unwrap_err().field,
+            "rule"
+        );
+        assert_eq!(
+            compare(&want, &ran(Observed::Exact(0), None), 0)
+                .unwrap_err()
+                .field,
             "load"
         );
-        assert_eq!(compare(&accept(0), &rej(None), 0).unwrap_err().field, "load");
+        assert_eq!(
+            compare(&accept(0), &rej(None), 0).unwrap_err().field,
+            "load"
+        );
     }
 }

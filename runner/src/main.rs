@@ -200,7 +200,9 @@ fn cmd_exec(
         memwords: ctx.memwords(),
     });
     let input = Input::Classic(ClassicInput { packet, ctx });
-    engine.availability().map_err(|e| anyhow!("engine {}: {e}", engine.name()))?;
+    engine
+        .availability()
+        .map_err(|e| anyhow!("engine {}: {e}", engine.name()))?;
     if let Err(r) = engine.supports(&program, &input) {
         println!("skipped: {r}");
         return Ok(ExitCode::from(2));
@@ -225,10 +227,7 @@ fn cmd_exec(
         Format::Json => println!("{value}"),
         Format::Human => match actual {
             Actual::Ran(o) => {
-                println!(
-                    "{}",
-                    bpfconf_runner::compare::render_observed(&o.ret)
-                );
+                println!("{}", bpfconf_runner::compare::render_observed(&o.ret));
                 if let Some(m) = o.mem {
                     println!("M[] = {m:?}");
                 }

@@ -44,7 +44,9 @@ pub fn human(report: &SuiteReport, verbose: bool) -> String {
     let mut skips: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for r in &report.results {
         if let Verdict::Skip(reason) = &r.verdict {
-            *skips.entry((r.engine.as_str(), reason.as_str())).or_default() += 1;
+            *skips
+                .entry((r.engine.as_str(), reason.as_str()))
+                .or_default() += 1;
         }
     }
     if !skips.is_empty() {

@@ -118,7 +118,11 @@ pub fn handle_line(engine: &dyn Engine, line: &str) -> Value {
 
 /// Serves requests from `input` until EOF, writing one reply line per non-empty request line.
 /// Returns the number of requests handled.
-pub fn serve(engine: &dyn Engine, input: impl BufRead, mut output: impl Write) -> io::Result<usize> {
+pub fn serve(
+    engine: &dyn Engine,
+    input: impl BufRead,
+    mut output: impl Write,
+) -> io::Result<usize> {
     let mut n = 0;
     for line in input.lines() {
         let line = line?;

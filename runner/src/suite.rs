@@ -1,9 +1,7 @@
 //! Running spec cases on engines: one verdict per (case, dialect, engine), in parallel.
 
 use crate::compare::{compare, rejected_from, render_observed, Actual, Mismatch};
-use bpfconf_engines::{
-    ClassicInput, ClassicProgram, Engine, Input, LoadError, Program, RunError,
-};
+use bpfconf_engines::{ClassicInput, ClassicProgram, Engine, Input, LoadError, Program, RunError};
 use bpfconf_spec::case::{Case, CaseError, Ctx, Expected};
 use bpfconf_spec::Dialect;
 use rayon::prelude::*;

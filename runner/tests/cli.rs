@@ -57,20 +57,33 @@ fn run_spec_on_interp_and_linux() {
     assert!(out.contains("linux: "), "{out}");
     // Skips are listed with their reasons.
     if out.contains("skipped") {
-        assert!(out.contains("skips by reason:") || !out.contains(" skipped\n"), "{out}");
+        assert!(
+            out.contains("skips by reason:") || !out.contains(" skipped\n"),
+            "{out}"
+        );
     }
 }
 
 #[test]
 fn json_format_is_valid_json_with_counts() {
     let out = run_ok(&[
-        "run", "--engine", "interp", "--format", "json", "--filter", "^ext/", "spec/cases",
+        "run",
+        "--engine",
+        "interp",
+        "--format",
+        "json",
+        "--filter",
+        "^ext/",
+        "spec/cases",
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
     assert_eq!(v["counts"]["failed"], 0);
     let n = v["results"].as_array().unwrap().len();
     assert!(n > 10, "{n}");
-    assert!(v["results"][0]["case"].as_str().unwrap().starts_with("ext/"));
+    assert!(v["results"][0]["case"]
+        .as_str()
+        .unwrap()
+        .starts_with("ext/"));
 }
 
 #[test]
@@ -161,7 +174,10 @@ fn serve_answers_every_line_and_survives_garbage() {
     assert_eq!(replies[0]["ret"], 7);
     assert_eq!(replies[0]["id"], 1);
     assert_eq!(replies[1]["ret"], 3);
-    assert!(replies[2]["error"].as_str().unwrap().contains("malformed JSON"));
+    assert!(replies[2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("malformed JSON"));
     assert_eq!(replies[3]["id"], 4);
     assert!(replies[3]["error"].as_str().unwrap().contains("bogus"));
     assert_eq!(replies[4]["id"], 5);

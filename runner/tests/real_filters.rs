@@ -20,9 +20,11 @@ fn cases() -> Vec<Case> {
         }
         let r = load_file(&p);
         assert!(r.errors.is_empty(), "{:?}", r.errors);
-        v.extend(r.cases.into_iter().filter(|c| {
-            c.name.starts_with("tcpdump/") || c.name.starts_with("skb/vlan_10_udp")
-        }));
+        v.extend(
+            r.cases.into_iter().filter(|c| {
+                c.name.starts_with("tcpdump/") || c.name.starts_with("skb/vlan_10_udp")
+            }),
+        );
     }
     v
 }
@@ -78,10 +80,16 @@ fn tcpdump_filters_agree_between_interp_and_kernel() {
         .into_iter()
         .filter(|c| c.dialects.contains(&bpfconf_spec::Dialect::Linux))
         .collect();
-    assert!(cases.len() >= 19, "expected the tcpdump cases, got {}", cases.len());
+    assert!(
+        cases.len() >= 19,
+        "expected the tcpdump cases, got {}",
+        cases.len()
+    );
     let interp = serve("interp", &cases);
     for (c, r) in cases.iter().zip(&interp) {
-        let Expected::Accept { ret: Some(want), .. } = c.expect[&bpfconf_spec::Dialect::Linux]
+        let Expected::Accept {
+            ret: Some(want), ..
+        } = c.expect[&bpfconf_spec::Dialect::Linux]
         else {
             panic!("{}: expected a return value", c.name)
         };
@@ -103,6 +111,13 @@ fn tcpdump_filters_agree_between_interp_and_kernel() {
         compared += 1;
     }
     // Every tcpdump case is realisable on the kernel (plain bytes on an AF_UNIX socket).
-    let plain = cases.iter().filter(|c| c.name.starts_with("tcpdump/")).count();
-    assert!(compared >= plain, "only {compared} of {} compared", cases.len());
+    let plain = cases
+        .iter()
+        .filter(|c| c.name.starts_with("tcpdump/"))
+        .count();
+    assert!(
+        compared >= plain,
+        "only {compared} of {} compared",
+        cases.len()
+    );
 }

@@ -9,7 +9,7 @@ use bpfconf_spec::case::load_file;
 use rstest::rstest;
 use std::path::PathBuf;
 
-fn run_file(path: &PathBuf, engines: Vec<Box<dyn bpfconf_engines::Engine>>) {
+fn run_file(path: &std::path::Path, engines: Vec<Box<dyn bpfconf_engines::Engine>>) {
     let loaded = load_file(path);
     assert!(
         loaded.errors.is_empty(),

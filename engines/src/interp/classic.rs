@@ -188,7 +188,8 @@ impl Machine<'_> {
         let fail = Flow::Return(0);
         match op {
             Op::LdAbs(size) => {
-                if self.dialect == Dialect::Linux && k >= SKF_AD_OFF && k < SKF_AD_OFF + SKF_AD_MAX
+                if self.dialect == Dialect::Linux
+                    && (SKF_AD_OFF..SKF_AD_OFF + SKF_AD_MAX).contains(&k)
                 {
                     // The checker rejects unknown ancillary offsets; treat them as failed loads.
                     let Some(ext) = Ext::from_k(k) else {
