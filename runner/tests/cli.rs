@@ -39,7 +39,7 @@ fn counts(out: &str) -> (usize, usize, usize) {
 
 #[test]
 fn run_spec_on_interp_passes_everything() {
-    let out = run_ok(&["run", "--engine", "interp", "spec/cases"]);
+    let out = run_ok(&["run", "--engine", "interp", "spec/"]);
     let (pass, fail, skip) = counts(&out);
     assert!(pass > 100, "{out}");
     assert_eq!((fail, skip), (0, 0), "{out}");
@@ -50,7 +50,7 @@ fn run_spec_on_interp_and_linux() {
     if common::linux_engine().is_none() {
         return;
     }
-    let out = run_ok(&["run", "--engine", "interp,linux", "spec/cases"]);
+    let out = run_ok(&["run", "--engine", "interp,linux", "spec/"]);
     let (pass, fail, _skip) = counts(&out);
     assert_eq!(fail, 0, "{out}");
     assert!(pass > 150, "{out}");

@@ -77,7 +77,9 @@ pub struct LoadReport {
     pub errors: Vec<CaseError>,
 }
 
-/// Loads every `*.toml` file under `path` (or `path` itself if it is a file), sorted by path.
+/// Loads every case file under `path` (or `path` itself if it is a file), sorted by path.
+/// Walking a directory skips hidden directories, `target/`, and `Cargo.toml` manifests, so
+/// `bpfconf run spec/` finds just the cases.
 pub fn load_path(path: &Path) -> LoadReport {
     let mut files = Vec::new();
     collect_toml(path, &mut files);
@@ -107,10 +109,19 @@ fn collect_toml(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {
         if let Ok(rd) = std::fs::read_dir(path) {
             for e in rd.flatten() {
-                collect_toml(&e.path(), out);
+                let p = e.path();
+                let name = e.file_name().to_string_lossy().into_owned();
+                let skip = if p.is_dir() {
+                    name.starts_with('.') || name == "target"
+                } else {
+                    name == "Cargo.toml" || !name.ends_with(".toml")
+                };
+                if !skip {
+                    collect_toml(&p, out);
+                }
             }
         }
-    } else if path.extension().is_some_and(|e| e == "toml") {
+    } else {
         out.push(path.to_path_buf());
     }
 }
