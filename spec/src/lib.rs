@@ -4,6 +4,7 @@
 //! - [`dialect`]: the classic BPF dialects we model (Linux, BSD/libpcap, NetBSD).
 //! - [`cbpf`]: the classic instruction model, its assembler/disassembler, the textual formats users
 //!   paste (tcpdump `-dd`/`-ddd`, bpf_asm comma form) and the per-dialect checker.
+//! - [`ebpf`]: the eBPF instruction model, encodings, assembler and ISA table.
 //! - [`cop`]: the standard NetBSD coprocessor table used by the spec cases.
 //! - [`case`]: the TOML case schema and its loader.
 
@@ -11,5 +12,6 @@ pub mod case;
 pub mod cbpf;
 pub mod cop;
 pub mod dialect;
+pub mod ebpf;
 
 pub use dialect::Dialect;
