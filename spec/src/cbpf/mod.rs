@@ -388,7 +388,8 @@ pub enum Op {
     RetK,
     /// Return A.
     RetA,
-    /// Return X (BSD; not accepted by Linux).
+    /// `ret x` (0x0e): accepted by the libpcap and NetBSD validators but implemented by no
+    /// interpreter (their default case returns 0; libpcap 1.10 aborts); Linux rejects it.
     RetX,
     /// `X = A`.
     Tax,
