@@ -24,4 +24,21 @@ F={
  'plain_v4_udp': eth(0x800, ip4(17,udp(1234,53))),
  'arp': eth(0x806, bytes.fromhex('0001080006040001020000000002 0a000001 000000000000 0a000002'.replace(' ',''))),
 }
-for k,v in F.items(): print(k, len(v), v.hex())
+if __name__ == "__main__":
+    for k,v in F.items(): print(k, len(v), v.hex())
+
+# Frames addressed to the Linux engine's TAP device (MAC 02:62:70:66:63:01, see
+# engines/src/linux/realise.rs), for skb.toml and negoff.toml.
+TAP = bytes.fromhex('026270666301')
+T = {
+ 'tap_v4_tcp': eth(0x800, ip4(6, tcp(1234, 22, 0x02)), dst=TAP),
+ 'tap_v4_udp': eth(0x800, ip4(17, udp(1234, 53)), dst=TAP),
+ 'tap_v6_udp': eth(0x86dd, ip6(17, udp(1234, 53)), dst=TAP),
+ 'bcast_v4_udp': eth(0x800, ip4(17, udp(1234, 53)), dst=b'\xff' * 6),
+ 'mcast_v4_udp': eth(0x800, ip4(17, udp(1234, 53)), dst=bytes.fromhex('01005e000001')),
+ 'other_v4_udp': eth(0x800, ip4(17, udp(1234, 53)), dst=bytes.fromhex('020000000009')),
+ 'lo_v4_udp': eth(0x800, ip4(17, udp(1234, 53)), dst=bytes(6)),
+}
+if __name__ == '__main__':
+    for k, v in T.items():
+        print(k, len(v), v.hex())
