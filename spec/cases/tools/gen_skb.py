@@ -71,10 +71,10 @@ def skb():
     c.append(case('vlan_tpid_8021ad', 'ld vlan_tpid: 0x88a8 for an 802.1ad (QinQ service) tag',
                   'ld vlan_tpid\njeq #0x88a8, ok, bad\nok: ret #1\nbad: ret #2', T['tap_v4_udp'].hex(),
                   TAP + v.format(10) + ', vlan_tpid = 0x88a8', 1))
-    c.append(case('poff_ipv4_tcp', 'ld poff: payload offset 14 + 20 + 20 = 54 for IPv4/TCP (A - 50 = 4; ld ifidx pins the TAP path)',
-                  'ld ifidx\nld poff\nsub #50\nret a', T['tap_v4_tcp'].hex(), TAP + ', poff = 54', 4))
-    c.append(case('poff_ipv6_udp', 'ld poff: payload offset 14 + 40 + 8 = 62 for IPv6/UDP (A - 60 = 2; ld ifidx pins the TAP path)',
-                  'ld ifidx\nld poff\nsub #60\nret a', T['tap_v6_udp'].hex(), TAP6 + ', poff = 62', 2))
+    c.append(case('poff_ipv4_tcp', 'ld poff: payload offset 14 + 20 + 20 = 54 for IPv4/TCP (A - 50 = 4)',
+                  'ld poff\nsub #50\nret a', T['tap_v4_tcp'].hex(), TAP + ', poff = 54', 4))
+    c.append(case('poff_ipv6_udp', 'ld poff: payload offset 14 + 40 + 8 = 62 for IPv6/UDP (A - 60 = 2)',
+                  'ld poff\nsub #60\nret a', T['tap_v6_udp'].hex(), TAP6 + ', poff = 62', 2))
     c.append(case('cpu1_tap', 'ld cpu on the TAP path with the injecting thread pinned to CPU 1',
                   'ld cpu\nadd #1\nret a', T['tap_v4_udp'].hex(), TAP + ', cpu = 1', 2))
     vlan_ddd = subprocess.run(['tcpdump', '-ddd', '-i', 'lo', 'vlan 10 and udp'], capture_output=True,

@@ -5,6 +5,12 @@
 //! (the second carries the high 32 bits of the immediate in `imm`, everything else zero), exactly
 //! as encoded, so program counters and jump offsets are slot indices as in the kernel.
 
+pub mod asm;
+pub mod data;
+pub mod disasm;
+pub mod isa;
+pub mod validate;
+
 use serde::{Deserialize, Serialize};
 
 /// Number of general registers R0..R10.
@@ -228,7 +234,7 @@ pub fn to_bytes(prog: &[Insn]) -> Vec<u8> {
 
 /// Decodes bytes into slots; the length must be a multiple of 8.
 pub fn from_bytes(bytes: &[u8]) -> Result<Vec<Insn>, String> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(format!(
             "program length {} is not a multiple of 8 bytes",
             bytes.len()
