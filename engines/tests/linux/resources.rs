@@ -23,7 +23,7 @@ fn no_fd_leaks() {
     let f = frame(TAP_MAC, 0x0800, 64);
     let lo_ok = devs.as_ref().is_some_and(|d| d.lo.is_ok());
     let one_round = |i: u32| {
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             // Rejected loads must not leak either.
             assert!(e.load(&program(&[alu_k(AluOp::Div, 0), ret_a()])).is_err());
         }
