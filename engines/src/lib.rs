@@ -20,6 +20,15 @@ use serde::Serialize;
 pub enum Program {
     /// A classic BPF program.
     Classic(ClassicProgram),
+    /// An eBPF program.
+    Ebpf(EbpfProgram),
+}
+
+/// An eBPF program: instruction slots as encoded (`lddw` takes two).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EbpfProgram {
+    /// The slots.
+    pub insns: Vec<bpfconf_spec::ebpf::Insn>,
 }
 
 /// A classic program together with what its dialect's loader needs.
@@ -41,6 +50,16 @@ pub struct ClassicProgram {
 pub enum Input {
     /// A packet and its context, for classic programs.
     Classic(ClassicInput),
+    /// The memory buffer of an eBPF run.
+    Ebpf(EbpfInput),
+}
+
+/// The input of an eBPF run, as bpf_conformance defines it: R1 points to a copy of `mem` and
+/// R2 holds its length (R1 = R2 = 0 when `mem` is empty); R10 points one past the 512-byte stack.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EbpfInput {
+    /// The memory the program may read and write.
+    pub mem: Vec<u8>,
 }
 
 /// A packet and the context it is seen in.
@@ -82,6 +101,19 @@ pub struct Outcome {
     pub ret: Observed,
     /// The memory store after the run (M[] or NetBSD external memory), if observable.
     pub mem: Option<Vec<u32>>,
+    /// eBPF: the memory buffer after the run, if observable.
+    pub memory: Option<Vec<u8>>,
+}
+
+impl Outcome {
+    /// A classic outcome.
+    pub fn classic(ret: Observed, mem: Option<Vec<u32>>) -> Self {
+        Outcome {
+            ret,
+            mem,
+            memory: None,
+        }
+    }
 }
 
 /// Why a program was not loaded.
@@ -107,6 +139,11 @@ pub enum LoadError {
 /// Why a run produced no outcome.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunError {
+    /// The program did something the ISA forbids at run time (out-of-bounds access, bad call,
+    /// stack overflow…): the run has a *fault* outcome. Memory-safe engines report this instead of
+    /// corrupting anything.
+    #[error("fault: {0}")]
+    Fault(String),
     /// The engine cannot realise this input (e.g. an skb field the kernel cannot be made to set).
     #[error("skipped: {0}")]
     Unsupported(String),

@@ -13,6 +13,8 @@ pub enum Actual {
     /// The program loaded; it was not run (the case expects a rejection, so only the load
     /// matters).
     Accepted,
+    /// The run faulted (a memory-safe engine caught an access or call the ISA forbids).
+    Fault(String),
     /// The engine's checker rejected the program.
     Rejected {
         /// Rule name, when the engine can tell.
@@ -82,6 +84,11 @@ pub fn compare(expected: &Expected, actual: &Actual, packet_len: usize) -> Resul
             expected: "a run".into(),
             actual: "loaded but not run".into(),
         }),
+        (_, Actual::Fault(f)) => Err(Mismatch {
+            field: "run".into(),
+            expected: "a return value".into(),
+            actual: format!("fault: {f}"),
+        }),
         (Expected::Accept { .. }, Actual::Rejected { reason, .. }) => Err(Mismatch {
             field: "load".into(),
             expected: "accepted".into(),
@@ -146,7 +153,7 @@ mod tests {
         }
     }
     fn ran(ret: Observed, mem: Option<Vec<u32>>) -> Actual {
-        Actual::Ran(Outcome { ret, mem })
+        Actual::Ran(Outcome::classic(ret, mem))
     }
 
     #[test]

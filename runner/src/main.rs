@@ -222,6 +222,7 @@ fn cmd_exec(
         },
         Actual::Rejected { reason, .. } => serde_json::json!({"rejected": reason}),
         Actual::Accepted => serde_json::json!({"accepted": true}),
+        Actual::Fault(f) => serde_json::json!({"fault": f}),
     };
     match format {
         Format::Json => println!("{value}"),
@@ -234,6 +235,7 @@ fn cmd_exec(
             }
             Actual::Rejected { reason, .. } => println!("rejected: {reason}"),
             Actual::Accepted => println!("accepted"),
+            Actual::Fault(f) => println!("fault: {f}"),
         },
     }
     Ok(ExitCode::SUCCESS)

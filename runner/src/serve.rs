@@ -109,6 +109,7 @@ pub fn handle_line(engine: &dyn Engine, line: &str) -> Value {
             r
         }
         Ok(Actual::Rejected { reason, .. }) => json!({"id": id, "rejected": reason}),
+        Ok(Actual::Fault(f)) => json!({"id": id, "fault": f}),
         Ok(Actual::Accepted) => json!({"id": id, "error": "internal: program was not run"}),
         Err(Verdict::Skip(r)) => json!({"id": id, "skipped": r}),
         Err(Verdict::Error(e)) | Err(Verdict::Fail(e)) => json!({"id": id, "error": e}),

@@ -174,6 +174,7 @@ pub fn execute(
         }
         match loaded.run(input) {
             Ok(o) => Ok(Actual::Ran(o)),
+            Err(RunError::Fault(f)) => Ok(Actual::Fault(f)),
             Err(RunError::Unsupported(r)) => Err(Verdict::Skip(r)),
             Err(RunError::Engine(e)) => Err(Verdict::Error(e)),
         }
@@ -262,6 +263,7 @@ pub fn failure_detail(case: &Case, dialect: Dialect, m: &Mismatch, actual: &Actu
         }
         Actual::Rejected { reason, .. } => s += &format!("  actual: rejected: {reason}\n"),
         Actual::Accepted => s += "  actual: accepted by the checker\n",
+        Actual::Fault(f) => s += &format!("  actual: fault: {f}\n"),
     }
     s
 }

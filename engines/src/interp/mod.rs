@@ -25,13 +25,12 @@ struct LoadedClassic {
 
 impl Loaded for LoadedClassic {
     fn run(&mut self, input: &Input) -> Result<Outcome, RunError> {
-        let Input::Classic(inp) = input;
+        let Input::Classic(inp) = input else {
+            return Err(RunError::Engine("a classic program needs a classic input".into()));
+        };
         let r = classic::run(self.prog.dialect, &self.prog.insns, &inp.packet, &inp.ctx)
             .map_err(|t| RunError::Engine(format!("interpreter trap: {t}")))?;
-        Ok(Outcome {
-            ret: Observed::Exact(r.ret as u64),
-            mem: Some(r.mem),
-        })
+        Ok(Outcome::classic(Observed::Exact(r.ret as u64), Some(r.mem)))
     }
 }
 
@@ -55,11 +54,16 @@ impl Engine for Interp {
     fn supports(&self, program: &Program, _input: &Input) -> Result<(), String> {
         match program {
             Program::Classic(_) => Ok(()),
+            Program::Ebpf(_) => Err("the eBPF interpreter is not built yet".into()),
         }
     }
 
     fn load(&self, program: &Program) -> Result<Box<dyn Loaded + '_>, LoadError> {
-        let Program::Classic(p) = program;
+        let Program::Classic(p) = program else {
+            return Err(LoadError::Unsupported(
+                "the eBPF interpreter is not built yet".into(),
+            ));
+        };
         let cfg = CheckConfig {
             dialect: p.dialect,
             cop_funcs: p.cop_funcs,

@@ -142,7 +142,9 @@ impl Linux {
 
     /// The path a run of `insns` on `input` would take, or why none fits.
     pub fn path_for(&self, insns: &[Insn], input: &Input) -> Result<Path, String> {
-        let Input::Classic(inp) = input;
+        let Input::Classic(inp) = input else {
+            return Err("a classic program needs a classic input".into());
+        };
         realise::choose(insns, &inp.packet, &inp.ctx, || self.devices())
     }
 
@@ -182,7 +184,9 @@ impl Linux {
 }
 
 fn classic(program: &Program) -> Result<&ClassicProgram, String> {
-    let Program::Classic(p) = program;
+    let Program::Classic(p) = program else {
+        return Err("the kernel eBPF engine is not built yet".into());
+    };
     if p.dialect != Dialect::Linux {
         return Err("the kernel implements only the Linux dialect".into());
     }
@@ -357,7 +361,11 @@ impl Drop for LoadedFilter<'_> {
 
 impl Loaded for LoadedFilter<'_> {
     fn run(&mut self, input: &Input) -> Result<Outcome, RunError> {
-        let Input::Classic(inp) = input;
+        let Input::Classic(inp) = input else {
+            return Err(RunError::Engine(
+                "a classic program needs a classic input".into(),
+            ));
+        };
         let path = self
             .engine
             .path_for(&self.insns, input)
@@ -365,9 +373,9 @@ impl Loaded for LoadedFilter<'_> {
         let pin = Observes::of(&self.insns, inp.packet.len())
             .has(Ext::Cpu)
             .then_some(inp.ctx.cpu);
-        Ok(Outcome {
-            ret: Observed::Delivered(self.run_on(path, inp, pin)?),
-            mem: None,
-        })
+        Ok(Outcome::classic(
+            Observed::Delivered(self.run_on(path, inp, pin)?),
+            None,
+        ))
     }
 }
