@@ -185,7 +185,6 @@ fn unix_context_is_all_zero() {
         Ext::VlanTci,
         Ext::VlanPr,
         Ext::VlanTpid,
-        Ext::Poff,
     ] {
         assert_eq!(
             anc_value(&e, ext, &pkt, &c),
@@ -194,6 +193,17 @@ fn unix_context_is_all_zero() {
             ext.name()
         );
     }
+    // poff is computed from the protocol and the network header, which an AF_UNIX skb has at
+    // offset 0: the case must declare it to be realised on this path.
+    let with_nh = Ctx {
+        network_header: Some(0),
+        ..Ctx::default()
+    };
+    assert_eq!(
+        anc_value(&e, Ext::Poff, &pkt, &with_nh),
+        (Path::Unix, Some(0)),
+        "poff"
+    );
     // No device: ifidx and hatype make the program return 0.
     for ext in [Ext::Ifidx, Ext::Hatype] {
         assert_eq!(

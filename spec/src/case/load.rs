@@ -1,6 +1,7 @@
 //! Loading case files: TOML → validated [`Case`]s, with errors that name file, case and field.
 
 use super::ctx::CtxSpec;
+use super::ebpf::{hex_field, insns_from_rows, EbpfCase, EbpfExpected};
 use super::{parse_hex, Case, CaseError, Expected};
 use crate::cbpf::{asm, formats, Insn};
 use crate::Dialect;
@@ -25,11 +26,16 @@ struct RawCase {
     name: String,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    isa: Option<String>,
+    #[serde(default)]
     dialects: Vec<Dialect>,
     #[serde(default)]
     asm: Option<Spanned<String>>,
     #[serde(default)]
-    insns: Option<Vec<[u32; 4]>>,
+    insns: Option<Vec<Vec<i64>>>,
+    #[serde(default)]
+    mem: Option<String>,
     #[serde(default)]
     ddd: Option<String>,
     #[serde(default)]
@@ -53,6 +59,12 @@ struct RawExpect {
     #[serde(default)]
     rejected: Option<RawRejected>,
     #[serde(default)]
+    r0: Option<u64>,
+    #[serde(default)]
+    memory: Option<String>,
+    #[serde(default)]
+    fault: Option<bool>,
+    #[serde(default)]
     linux: Option<Box<RawExpect>>,
     #[serde(default)]
     bsd: Option<Box<RawExpect>>,
@@ -73,11 +85,14 @@ enum RawRejected {
 pub struct LoadReport {
     /// Cases loaded successfully, in file order.
     pub cases: Vec<Case>,
+    /// eBPF cases loaded successfully (TOML `isa = "ebpf"` and `.data` files), in file order.
+    pub ebpf: Vec<EbpfCase>,
     /// Problems found, each naming file, case and field.
     pub errors: Vec<CaseError>,
 }
 
-/// Loads every case file under `path` (or `path` itself if it is a file), sorted by path.
+/// Loads every case file under `path` (or `path` itself if it is a file), sorted by path:
+/// TOML case files and bpf_conformance `.data` files (named `<directory>/<stem>`).
 /// Walking a directory skips hidden directories, `target/`, and `Cargo.toml` manifests, so
 /// `bpfconf run spec/` finds just the cases.
 pub fn load_path(path: &Path) -> LoadReport {
@@ -89,16 +104,24 @@ pub fn load_path(path: &Path) -> LoadReport {
     for f in files {
         let r = load_file(&f);
         report.errors.extend(r.errors);
+        let dup = |name: &str, file: &Path, line: usize| CaseError {
+            file: file.to_path_buf(),
+            case: Some(name.to_string()),
+            line: Some(line),
+            message: "duplicate case name (another file has the same group/name)".into(),
+        };
         for c in r.cases {
             if !seen.insert(c.name.clone()) {
-                report.errors.push(CaseError {
-                    file: c.file.clone(),
-                    case: Some(c.name.clone()),
-                    line: Some(c.line),
-                    message: "duplicate case name (another file has the same group/name)".into(),
-                });
+                report.errors.push(dup(&c.name, &c.file, c.line));
             } else {
                 report.cases.push(c);
+            }
+        }
+        for c in r.ebpf {
+            if !seen.insert(c.name.clone()) {
+                report.errors.push(dup(&c.name, &c.file, c.line));
+            } else {
+                report.ebpf.push(c);
             }
         }
     }
@@ -114,7 +137,7 @@ fn collect_toml(path: &Path, out: &mut Vec<PathBuf>) {
                 let skip = if p.is_dir() {
                     name.starts_with('.') || name == "target"
                 } else {
-                    name == "Cargo.toml" || !name.ends_with(".toml")
+                    name == "Cargo.toml" || !(name.ends_with(".toml") || name.ends_with(".data"))
                 };
                 if !skip {
                     collect_toml(&p, out);
@@ -126,18 +149,34 @@ fn collect_toml(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Loads one case file.
+/// Loads one case file (`.data` files are bpf_conformance tests, anything else TOML).
 pub fn load_file(path: &Path) -> LoadReport {
+    if path.extension().is_some_and(|e| e == "data") {
+        let mut r = LoadReport::default();
+        match crate::ebpf::data::load_data(path).map_err(|e| CaseError {
+            file: path.to_path_buf(),
+            case: None,
+            line: (e.line > 0).then_some(e.line),
+            message: e.message,
+        }) {
+            Ok(t) => match EbpfCase::from_data(t, path.to_path_buf()) {
+                Ok(c) => r.ebpf.push(c),
+                Err(e) => r.errors.push(e),
+            },
+            Err(e) => r.errors.push(e),
+        }
+        return r;
+    }
     match std::fs::read_to_string(path) {
         Ok(text) => load_str(path, &text),
         Err(e) => LoadReport {
-            cases: vec![],
             errors: vec![CaseError {
                 file: path.to_path_buf(),
                 case: None,
                 line: None,
                 message: format!("cannot read: {e}"),
             }],
+            ..Default::default()
         },
     }
 }
@@ -186,9 +225,19 @@ pub fn load_str(path: &Path, text: &str) -> LoadReport {
                 .push(err("name", "duplicate case name in this file".into(), None));
             continue;
         }
-        match build_case(path, text, line, &name, rc) {
-            Ok(c) => report.cases.push(c),
-            Err((field, msg, at)) => report.errors.push(err(field, msg, at)),
+        let built = match rc.isa.as_deref() {
+            None | Some("classic") => {
+                build_case(path, text, line, &name, rc).map(|c| report.cases.push(c))
+            }
+            Some("ebpf") => build_ebpf(path, text, line, &name, rc).map(|c| report.ebpf.push(c)),
+            Some(other) => Err((
+                "isa",
+                format!("unknown ISA `{other}` (classic or ebpf)"),
+                None,
+            )),
+        };
+        if let Err((field, msg, at)) = built {
+            report.errors.push(err(field, msg, at));
         }
     }
     report
@@ -213,6 +262,21 @@ fn build_case(
     if rc.dialects.is_empty() {
         return Err(("dialects", "at least one dialect is required".into(), None));
     }
+    if rc.mem.is_some() {
+        return Err((
+            "mem",
+            "is for eBPF cases (`isa = \"ebpf\"`); classic cases use `packet`".into(),
+            None,
+        ));
+    }
+    let e = &rc.expect;
+    if e.r0.is_some() || e.memory.is_some() || e.fault.is_some() {
+        return Err((
+            "expect",
+            "`r0`, `memory` and `fault` are for eBPF cases; classic cases use `ret`".into(),
+            None,
+        ));
+    }
     let sources = [rc.asm.is_some(), rc.insns.is_some(), rc.ddd.is_some()];
     if sources.iter().filter(|b| **b).count() != 1 {
         return Err((
@@ -232,15 +296,26 @@ fn build_case(
         })?
     } else if let Some(quads) = rc.insns {
         let mut v = Vec::with_capacity(quads.len());
-        for (i, [code, jt, jf, k]) in quads.into_iter().enumerate() {
-            let (Ok(code), Ok(jt), Ok(jf)) =
-                (u16::try_from(code), u8::try_from(jt), u8::try_from(jf))
-            else {
-                return Err((
+        for (i, row) in quads.into_iter().enumerate() {
+            let bad = || {
+                (
                     "insns",
-                    format!("instruction {i}: code must fit 16 bits and jt/jf 8 bits"),
+                    format!(
+                        "instruction {i}: classic rows are [code, jt, jf, k]; code must fit 16 bits, jt/jf 8 bits and k 32 bits"
+                    ),
                     None,
-                ));
+                )
+            };
+            let [code, jt, jf, k] = row[..] else {
+                return Err(bad());
+            };
+            let (Ok(code), Ok(jt), Ok(jf), Ok(k)) = (
+                u16::try_from(code),
+                u8::try_from(jt),
+                u8::try_from(jf),
+                u32::try_from(k),
+            ) else {
+                return Err(bad());
             };
             v.push(Insn::new(code, jt, jf, k));
         }
@@ -351,4 +426,93 @@ fn resolve_expect(base: &RawExpect, d: Dialect, memwords: usize) -> Result<Expec
         (None, _, _) => Err(format!("[{d}] needs `ret`, `any_ret = true` or `rejected`")),
         (Some(_), _, _) => Err(format!("[{d}] `rejected` excludes `ret` and `any_ret`")),
     }
+}
+
+fn build_ebpf(
+    path: &Path,
+    text: &str,
+    line: usize,
+    name: &str,
+    rc: RawCase,
+) -> Result<EbpfCase, BuildErr> {
+    if !rc.dialects.is_empty() || rc.packet.is_some() || rc.ctx.is_some() || rc.ddd.is_some() {
+        return Err((
+            "isa",
+            "eBPF cases take no `dialects`, `packet`, `ctx` or `ddd` (use `mem`)".into(),
+            None,
+        ));
+    }
+    let program = match (rc.asm, rc.insns) {
+        (Some(a), None) => {
+            let base = line_of(text, a.span().start);
+            let multiline = text[a.span().start..].starts_with("\"\"\"");
+            crate::ebpf::asm::assemble(a.get_ref()).map_err(|e| {
+                let at = base + e.line.saturating_sub(1) + usize::from(multiline);
+                ("asm", format!("line {}: {}", e.line, e.message), Some(at))
+            })?
+        }
+        (None, Some(rows)) => insns_from_rows(&rows).map_err(|e| ("insns", e, None))?,
+        _ => {
+            return Err((
+                "program",
+                "exactly one of `asm` or `insns` is required".into(),
+                None,
+            ))
+        }
+    };
+    let mem = hex_field(&rc.mem)
+        .map_err(|e| ("mem", e, None))?
+        .unwrap_or_default();
+    let e = &rc.expect;
+    if e.ret.is_some()
+        || e.mem.is_some()
+        || e.linux.is_some()
+        || e.bsd.is_some()
+        || e.netbsd.is_some()
+    {
+        return Err((
+            "expect",
+            "eBPF cases expect `r0`, `memory`, `fault` or `rejected`".into(),
+            None,
+        ));
+    }
+    let memory = hex_field(&e.memory).map_err(|m| ("expect.memory", m, None))?;
+    let rejected = match &e.rejected {
+        None | Some(RawRejected::Flag(false)) => None,
+        Some(RawRejected::Flag(true)) => Some(None),
+        Some(RawRejected::Rule(r)) => Some(Some(r.clone())),
+    };
+    let fault = e.fault.unwrap_or(false);
+    let any = e.any_ret.unwrap_or(false);
+    let expect =
+        match (rejected, fault, e.r0, any) {
+            (Some(rule), false, None, false) if memory.is_none() => EbpfExpected::Reject { rule },
+            (None, true, None, false) if memory.is_none() => EbpfExpected::Fault,
+            (None, false, r0, any) if r0.is_some() || any || memory.is_some() => {
+                if r0.is_some() && any {
+                    return Err((
+                        "expect",
+                        "`r0` and `any_ret` exclude each other".into(),
+                        None,
+                    ));
+                }
+                EbpfExpected::Accept { r0, memory }
+            }
+            _ => return Err((
+                "expect",
+                "needs exactly one of `r0` (with optional `memory`), `fault = true` or `rejected`"
+                    .into(),
+                None,
+            )),
+        };
+    Ok(EbpfCase {
+        name: name.to_string(),
+        file: path.to_path_buf(),
+        line,
+        description: rc.description,
+        program,
+        mem,
+        expect,
+        skip: rc.skip,
+    })
 }

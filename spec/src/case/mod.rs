@@ -6,9 +6,11 @@
 //! schema with examples.
 
 mod ctx;
+mod ebpf;
 mod load;
 
 pub use ctx::{Ctx, CtxSpec, Dev};
+pub use ebpf::{EbpfCase, EbpfExpected};
 pub use load::{load_file, load_path, load_str, LoadReport};
 
 use crate::cbpf::Insn;
