@@ -16,7 +16,6 @@ use serde::Serialize;
 
 /// A program to load, in any of the families engines may support.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Program {
     /// A classic BPF program.
     Classic(ClassicProgram),
@@ -46,7 +45,6 @@ pub struct ClassicProgram {
 
 /// The input of one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Input {
     /// A packet and its context, for classic programs.
     Classic(ClassicInput),

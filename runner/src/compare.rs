@@ -2,7 +2,7 @@
 //! observe (a socket sees only `min(ret, len)`; the kernel cannot show M[]).
 
 use bpfconf_engines::{LoadError, Observed, Outcome};
-use bpfconf_spec::case::Expected;
+use bpfconf_spec::case::{EbpfExpected, Expected};
 use std::fmt;
 
 /// What an engine produced for one case.
@@ -141,6 +141,96 @@ pub fn compare(expected: &Expected, actual: &Actual, packet_len: usize) -> Resul
     }
 }
 
+/// What a unit of work expects: a classic expectation for one dialect, or an eBPF one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitExpect {
+    /// Classic: per-dialect expectation.
+    Classic(Expected),
+    /// eBPF expectation.
+    Ebpf(EbpfExpected),
+}
+
+/// The one comparison entry point: expectation vs actual, for either family.
+pub fn compare_unit(
+    expected: &UnitExpect,
+    actual: &Actual,
+    packet_len: usize,
+) -> Result<(), Mismatch> {
+    match expected {
+        UnitExpect::Classic(e) => compare(e, actual, packet_len),
+        UnitExpect::Ebpf(e) => compare_ebpf(e, actual),
+    }
+}
+
+fn hex_or_none(m: &Option<Vec<u8>>) -> String {
+    m.as_ref()
+        .map_or("unobserved".into(), |m| bpfconf_spec::case::to_hex(m))
+}
+
+/// Compares an eBPF expectation with an actual result. A rejection whose rule is unknown (an
+/// external verifier) matches an expected fault or error: refusing a program that would fault
+/// is what a verifier is for.
+pub fn compare_ebpf(expected: &EbpfExpected, actual: &Actual) -> Result<(), Mismatch> {
+    let mismatch = |field: &str, e: String, a: String| {
+        Err(Mismatch {
+            field: field.into(),
+            expected: e,
+            actual: a,
+        })
+    };
+    let describe = |a: &Actual| match a {
+        Actual::Ran(o) => format!("ran: {}", render_observed(&o.ret)),
+        Actual::Rejected { reason, .. } => format!("rejected: {reason}"),
+        Actual::Accepted => "accepted".into(),
+        Actual::Fault(f) => format!("fault: {f}"),
+    };
+    match (expected, actual) {
+        (EbpfExpected::Accept { r0, memory }, Actual::Ran(o)) => {
+            if let Some(want) = r0 {
+                if o.ret != Observed::Exact(*want) {
+                    return mismatch("r0", format!("{want:#x}"), render_observed(&o.ret));
+                }
+            }
+            if let (Some(want), Some(got)) = (memory, &o.memory) {
+                if want != got {
+                    let first = want
+                        .iter()
+                        .zip(got)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(want.len().min(got.len()));
+                    return mismatch(
+                        &format!("memory[{first}]"),
+                        bpfconf_spec::case::to_hex(want),
+                        hex_or_none(&Some(got.clone())),
+                    );
+                }
+            }
+            Ok(())
+        }
+        (EbpfExpected::Accept { .. }, a) => mismatch("load", "a run".into(), describe(a)),
+        (
+            EbpfExpected::Reject { rule: Some(want) },
+            Actual::Rejected {
+                rule: Some(got),
+                reason,
+            },
+        ) if want != got => mismatch(
+            "rule",
+            format!("rejected by rule `{want}`"),
+            format!("rejected by rule `{got}` ({reason})"),
+        ),
+        (EbpfExpected::Reject { .. }, Actual::Rejected { .. }) => Ok(()),
+        (EbpfExpected::Reject { .. }, a) => {
+            mismatch("load", "rejected by the validator".into(), describe(a))
+        }
+        (EbpfExpected::Fault, Actual::Fault(_))
+        | (EbpfExpected::Fault, Actual::Rejected { rule: None, .. }) => Ok(()),
+        (EbpfExpected::Fault, a) => mismatch("run", "a fault".into(), describe(a)),
+        (EbpfExpected::Error(_), Actual::Fault(_) | Actual::Rejected { .. }) => Ok(()),
+        (EbpfExpected::Error(e), a) => mismatch("run", format!("an error ({e})"), describe(a)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +303,60 @@ mod tests {
             compare(&accept(0), &rej(None), 0).unwrap_err().field,
             "load"
         );
+    }
+}
+
+#[cfg(test)]
+mod ebpf_tests {
+    use super::*;
+
+    fn ran(r0: u64, memory: Option<Vec<u8>>) -> Actual {
+        Actual::Ran(Outcome {
+            ret: Observed::Exact(r0),
+            mem: None,
+            memory,
+        })
+    }
+
+    #[test]
+    fn r0_and_memory() {
+        let e = EbpfExpected::Accept {
+            r0: Some(u64::MAX),
+            memory: Some(vec![1, 2, 3]),
+        };
+        assert!(compare_ebpf(&e, &ran(u64::MAX, Some(vec![1, 2, 3]))).is_ok());
+        assert!(compare_ebpf(&e, &ran(u64::MAX, None)).is_ok());
+        let m = compare_ebpf(&e, &ran(0xffff_ffff, None)).unwrap_err();
+        assert_eq!(m.field, "r0");
+        let m = compare_ebpf(&e, &ran(u64::MAX, Some(vec![1, 9, 3]))).unwrap_err();
+        assert_eq!(m.field, "memory[1]");
+    }
+
+    #[test]
+    fn faults_errors_and_rejections() {
+        let fault = Actual::Fault("oob".into());
+        let verifier = Actual::Rejected {
+            rule: None,
+            reason: "verifier".into(),
+        };
+        let ours = Actual::Rejected {
+            rule: Some("unused_field".into()),
+            reason: "x".into(),
+        };
+        assert!(compare_ebpf(&EbpfExpected::Fault, &fault).is_ok());
+        assert!(compare_ebpf(&EbpfExpected::Fault, &verifier).is_ok());
+        assert!(compare_ebpf(&EbpfExpected::Fault, &ran(0, None)).is_err());
+        assert!(compare_ebpf(&EbpfExpected::Error("e".into()), &ours).is_ok());
+        assert!(compare_ebpf(&EbpfExpected::Error("e".into()), &ran(0, None)).is_err());
+        let want = EbpfExpected::Reject {
+            rule: Some("unused_field".into()),
+        };
+        assert!(compare_ebpf(&want, &ours).is_ok());
+        assert!(compare_ebpf(&want, &fault).is_err());
+        let accept = EbpfExpected::Accept {
+            r0: Some(1),
+            memory: None,
+        };
+        assert_eq!(compare_ebpf(&accept, &fault).unwrap_err().field, "load");
     }
 }

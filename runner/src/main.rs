@@ -8,6 +8,7 @@ use bpfconf_runner::suite::{self, Selection, Verdict};
 use bpfconf_runner::{select_engines, serve};
 use bpfconf_spec::case::{self, CtxSpec};
 use bpfconf_spec::cbpf::{disasm, formats, Insn};
+use bpfconf_spec::ebpf::isa::Group;
 use bpfconf_spec::Dialect;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -31,16 +32,29 @@ enum Cmd {
         /// Only cases whose `group/name` matches this regex.
         #[arg(long)]
         filter: Option<String>,
-        /// Only these dialects, comma-separated (linux, bsd, netbsd).
+        /// Leave out cases whose `group/name` matches this regex.
+        #[arg(long)]
+        exclude: Option<String>,
+        /// Only these classic dialects, comma-separated (linux, bsd, netbsd).
         #[arg(long)]
         dialect: Option<String>,
+        /// eBPF: skip programs needing a newer CPU version than this (1-4).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+        cpu_version: Option<u8>,
+        /// eBPF: run only programs whose instructions belong to these conformance groups
+        /// (comma-separated: base32, base64, atomic32, atomic64, divmul32, divmul64, packet, callx).
+        #[arg(long)]
+        include_groups: Option<String>,
+        /// eBPF: skip programs using any of these conformance groups.
+        #[arg(long)]
+        exclude_groups: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
         /// Print every verdict, not only failures.
         #[arg(short, long)]
         verbose: bool,
-        /// Case files or directories.
+        /// Case files or directories (TOML cases, bpf_conformance `.data` files).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -122,23 +136,60 @@ fn parse_dialects(s: &str) -> Result<Vec<Dialect>> {
         .collect()
 }
 
-fn cmd_run(
+fn parse_groups(s: &str) -> Result<Vec<Group>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(|g| Group::from_name(g).ok_or_else(|| anyhow!("unknown conformance group `{g}`")))
+        .collect()
+}
+
+/// Options of `bpfconf run`.
+struct RunArgs {
     engine: Option<String>,
     filter: Option<String>,
+    exclude: Option<String>,
     dialect: Option<String>,
+    cpu_version: Option<u8>,
+    include_groups: Option<String>,
+    exclude_groups: Option<String>,
     format: Format,
     verbose: bool,
     paths: Vec<PathBuf>,
-) -> Result<ExitCode> {
+}
+
+fn cmd_run(a: RunArgs) -> Result<ExitCode> {
+    let RunArgs {
+        engine,
+        filter,
+        exclude,
+        dialect,
+        cpu_version,
+        include_groups,
+        exclude_groups,
+        format,
+        verbose,
+        paths,
+    } = a;
     let engines = select_engines(engine.as_deref()).map_err(|e| anyhow!(e))?;
-    let sel = Selection {
-        filter: filter
-            .map(|f| regex::Regex::new(&f))
+    let regex = |r: Option<String>, what: &str| {
+        r.map(|f| regex::Regex::new(&f))
             .transpose()
-            .context("--filter")?,
+            .with_context(|| what.to_string())
+    };
+    let sel = Selection {
+        filter: regex(filter, "--filter")?,
+        exclude: regex(exclude, "--exclude")?,
         dialects: dialect.map(|d| parse_dialects(&d)).transpose()?,
+        cpu_version,
+        include_groups: include_groups.map(|g| parse_groups(&g)).transpose()?,
+        exclude_groups: exclude_groups
+            .map(|g| parse_groups(&g))
+            .transpose()?
+            .unwrap_or_default(),
     };
     let mut cases = Vec::new();
+    let mut ebpf = Vec::new();
     let mut errors = Vec::new();
     for p in &paths {
         if !p.exists() {
@@ -146,9 +197,11 @@ fn cmd_run(
         }
         let r = case::load_path(p);
         cases.extend(r.cases);
+        ebpf.extend(r.ebpf);
         errors.extend(r.errors);
     }
-    let mut rep = suite::run_suite(&cases, &engines, &sel);
+    let units = suite::units(&cases, &ebpf, &sel);
+    let mut rep = suite::run_units(&units, &engines);
     rep.load_errors = errors;
     match format {
         Format::Human => print!("{}", report::human(&rep, verbose)),
@@ -262,11 +315,26 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Run {
             engine,
             filter,
+            exclude,
             dialect,
+            cpu_version,
+            include_groups,
+            exclude_groups,
             format,
             verbose,
             paths,
-        } => cmd_run(engine, filter, dialect, format, verbose, paths),
+        } => cmd_run(RunArgs {
+            engine,
+            filter,
+            exclude,
+            dialect,
+            cpu_version,
+            include_groups,
+            exclude_groups,
+            format,
+            verbose,
+            paths,
+        }),
         Cmd::Exec {
             engine,
             dialect,

@@ -24,7 +24,7 @@ pub fn human(report: &SuiteReport, verbose: bool) -> String {
             "{:5} {} [{}] on {}",
             r.verdict.label(),
             r.case,
-            r.dialect,
+            r.variant,
             r.engine
         );
         match &r.verdict {

@@ -1,13 +1,20 @@
-//! Running spec cases on engines: one verdict per (case, dialect, engine), in parallel.
+//! Running spec cases on engines: one verdict per (case, variant, engine), in parallel. A
+//! variant is a classic dialect or `ebpf`.
 
-use crate::compare::{compare, rejected_from, render_observed, Actual, Mismatch};
-use bpfconf_engines::{ClassicInput, ClassicProgram, Engine, Input, LoadError, Program, RunError};
-use bpfconf_spec::case::{Case, CaseError, Ctx, Expected};
+use crate::compare::{compare_unit, rejected_from, render_observed, Actual, Mismatch, UnitExpect};
+use bpfconf_engines::{
+    ClassicInput, ClassicProgram, EbpfInput, EbpfProgram, Engine, Input, LoadError, Program,
+    RunError,
+};
+use bpfconf_spec::case::{Case, CaseError, Ctx, EbpfCase, EbpfExpected, Expected};
+use bpfconf_spec::ebpf::isa::Group;
 use bpfconf_spec::Dialect;
 use rayon::prelude::*;
 use regex::Regex;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 use std::path::PathBuf;
 
 /// The verdict for one (case, dialect, engine).
@@ -36,7 +43,7 @@ impl Verdict {
     }
 }
 
-/// The result of one (case, dialect, engine).
+/// The result of one (case, variant, engine).
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseResult {
     /// `group/name`.
@@ -45,8 +52,8 @@ pub struct CaseResult {
     pub file: PathBuf,
     /// Line of its `[[case]]` header.
     pub line: usize,
-    /// Dialect run.
-    pub dialect: Dialect,
+    /// What was run: a classic dialect (`linux`, `bsd`, `netbsd`) or `ebpf`.
+    pub variant: String,
     /// Engine name.
     pub engine: String,
     /// The verdict.
@@ -59,8 +66,44 @@ pub struct CaseResult {
 pub struct Selection {
     /// Only cases whose name matches.
     pub filter: Option<Regex>,
-    /// Only these dialects (`None` = all).
+    /// Leave out cases whose name matches.
+    pub exclude: Option<Regex>,
+    /// Only these classic dialects (`None` = all).
     pub dialects: Option<Vec<Dialect>>,
+    /// eBPF: skip programs that need a newer CPU version than this (1..=4).
+    pub cpu_version: Option<u8>,
+    /// eBPF: run only programs whose instructions all belong to these conformance groups.
+    pub include_groups: Option<Vec<Group>>,
+    /// eBPF: skip programs using any of these conformance groups.
+    pub exclude_groups: Vec<Group>,
+}
+
+impl Selection {
+    fn wants(&self, name: &str) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.is_match(name))
+            && !self.exclude.as_ref().is_some_and(|f| f.is_match(name))
+    }
+
+    /// Why an eBPF program is outside the selected CPU version / groups, if it is.
+    pub fn ebpf_skip(&self, prog: &[bpfconf_spec::ebpf::Insn]) -> Option<String> {
+        use bpfconf_spec::ebpf::validate::{groups, max_version};
+        if let Some(limit) = self.cpu_version {
+            let v = max_version(prog);
+            if v > limit {
+                return Some(format!("needs CPU version v{v} (--cpu-version {limit})"));
+            }
+        }
+        let used = groups(prog);
+        if let Some(inc) = &self.include_groups {
+            if let Some(g) = used.iter().find(|g| !inc.iter().any(|i| i.includes(**g))) {
+                return Some(format!("uses group {} (not in --include-groups)", g.name()));
+            }
+        }
+        if let Some(g) = used.iter().find(|g| self.exclude_groups.contains(g)) {
+            return Some(format!("uses group {} (--exclude-groups)", g.name()));
+        }
+        None
+    }
 }
 
 /// Everything a run produced.
@@ -192,72 +235,177 @@ pub fn execute(
     }
 }
 
-/// Runs one case in one dialect on one engine whose availability is already known.
-pub fn run_one(
-    case: &Case,
-    dialect: Dialect,
-    engine: &dyn Engine,
-    availability: &Result<(), String>,
-) -> Verdict {
-    if let Some(reason) = case.skip.get(engine.name()) {
+/// One unit of work: a program, an input and an expectation, from a classic case in one dialect
+/// or from an eBPF case.
+#[derive(Debug, Clone)]
+pub struct Unit<'a> {
+    /// `group/name`.
+    pub case: &'a str,
+    /// File of the case.
+    pub file: &'a Path,
+    /// Line of the case.
+    pub line: usize,
+    /// Dialect name or `ebpf`.
+    pub variant: String,
+    /// The program to load.
+    pub program: Program,
+    /// The input to run it on.
+    pub input: Input,
+    /// What must happen.
+    pub expect: UnitExpect,
+    /// Engines the case skips, with reasons.
+    pub skip: &'a BTreeMap<String, String>,
+    /// A reason every engine must skip this unit (selection by CPU version or group).
+    pub selected_out: Option<String>,
+}
+
+impl<'a> Unit<'a> {
+    /// The unit for a classic case in one dialect.
+    pub fn classic(case: &'a Case, dialect: Dialect) -> Unit<'a> {
+        Unit {
+            case: &case.name,
+            file: &case.file,
+            line: case.line,
+            variant: dialect.to_string(),
+            program: program_for(case, dialect),
+            input: input_for(case),
+            expect: UnitExpect::Classic(case.expect[&dialect].clone()),
+            skip: &case.skip,
+            selected_out: None,
+        }
+    }
+
+    /// The unit for an eBPF case.
+    pub fn ebpf(case: &'a EbpfCase, sel: &Selection) -> Unit<'a> {
+        Unit {
+            case: &case.name,
+            file: &case.file,
+            line: case.line,
+            variant: "ebpf".into(),
+            program: Program::Ebpf(EbpfProgram {
+                insns: case.program.clone(),
+            }),
+            input: Input::Ebpf(EbpfInput {
+                mem: case.mem.clone(),
+            }),
+            expect: UnitExpect::Ebpf(case.expect.clone()),
+            skip: &case.skip,
+            selected_out: sel.ebpf_skip(&case.program),
+        }
+    }
+
+    fn packet_len(&self) -> usize {
+        match &self.input {
+            Input::Classic(i) => i.packet.len(),
+            Input::Ebpf(i) => i.mem.len(),
+        }
+    }
+}
+
+/// Runs one unit on one engine whose availability is already known.
+pub fn run_unit(unit: &Unit, engine: &dyn Engine, availability: &Result<(), String>) -> Verdict {
+    if let Some(reason) = &unit.selected_out {
+        return Verdict::Skip(reason.clone());
+    }
+    if let Some(reason) = unit.skip.get(engine.name()) {
         return Verdict::Skip(format!("case skips this engine: {reason}"));
     }
     if let Err(reason) = availability {
         return Verdict::Skip(format!("engine unavailable: {reason}"));
     }
-    let expected = &case.expect[&dialect];
-    let program = program_for(case, dialect);
-    let mut input = input_for(case);
-    let reject_expected = matches!(expected, Expected::Reject { .. });
-    if let Err(reason) = engine.supports(&program, &input) {
-        // A rejection only needs the loader: retry with a context every engine can realise.
-        let plain = Input::Classic(ClassicInput {
-            packet: case.packet.clone(),
-            ctx: Ctx::default(),
-        });
-        if !reject_expected || engine.supports(&program, &plain).is_err() {
+    let reject_expected = matches!(
+        unit.expect,
+        UnitExpect::Classic(Expected::Reject { .. })
+            | UnitExpect::Ebpf(EbpfExpected::Reject { .. })
+    );
+    let mut input = unit.input.clone();
+    if let Err(reason) = engine.supports(&unit.program, &input) {
+        // A classic rejection only needs the loader: retry with a context every engine can
+        // realise.
+        let plain = match &unit.input {
+            Input::Classic(i) => Input::Classic(ClassicInput {
+                packet: i.packet.clone(),
+                ctx: Ctx::default(),
+            }),
+            other => other.clone(),
+        };
+        if !reject_expected || engine.supports(&unit.program, &plain).is_err() {
             return Verdict::Skip(reason);
         }
         input = plain;
     }
-    let actual = match execute(engine, &program, &input, reject_expected) {
+    let actual = match execute(engine, &unit.program, &input, reject_expected) {
         Ok(a) => a,
         Err(v) => return v,
     };
-    match compare(expected, &actual, case.packet.len()) {
+    // An external verifier (it cannot name our rules) refusing an eBPF program the spec says
+    // runs is listed as a skip with the verifier's reason, as bpf_conformance does: kernels
+    // refuse much that the ISA allows.
+    if let (
+        UnitExpect::Ebpf(EbpfExpected::Accept { .. }),
+        Actual::Rejected { rule: None, reason },
+    ) = (&unit.expect, &actual)
+    {
+        return Verdict::Skip(format!("refused by the engine's verifier: {reason}"));
+    }
+    match compare_unit(&unit.expect, &actual, unit.packet_len()) {
         Ok(()) => Verdict::Pass,
-        Err(m) => Verdict::Fail(failure_detail(case, dialect, &m, &actual)),
+        Err(m) => Verdict::Fail(failure_detail(unit, &m, &actual)),
     }
 }
 
-/// A failure report: what differs, the program, the packet, the context.
-pub fn failure_detail(case: &Case, dialect: Dialect, m: &Mismatch, actual: &Actual) -> String {
+/// A failure report: what differs, the program, the input, the context.
+pub fn failure_detail(unit: &Unit, m: &Mismatch, actual: &Actual) -> String {
     let mut s = format!("{m}\n");
     s += &format!(
-        "  at {}:{} (dialect {dialect})\n",
-        case.file.display(),
-        case.line
+        "  at {}:{} ({})\n",
+        unit.file.display(),
+        unit.line,
+        unit.variant
     );
     s += "  program:\n";
-    for (pc, insn) in case.program.iter().enumerate() {
-        s += &format!(
-            "    {}\n",
-            bpfconf_spec::cbpf::disasm::disasm_insn(insn, pc)
-        );
+    match &unit.program {
+        Program::Classic(p) => {
+            for (pc, insn) in p.insns.iter().enumerate() {
+                s += &format!(
+                    "    {}\n",
+                    bpfconf_spec::cbpf::disasm::disasm_insn(insn, pc)
+                );
+            }
+        }
+        Program::Ebpf(p) => {
+            for line in bpfconf_spec::ebpf::disasm::disassemble(&p.insns).lines() {
+                s += &format!("    {line}\n");
+            }
+        }
     }
-    s += &format!(
-        "  packet ({} bytes): {}\n",
-        case.packet.len(),
-        bpfconf_spec::case::to_hex(&case.packet)
-    );
-    if case.ctx != Ctx::default() {
-        s += &format!("  ctx: {:?}\n", case.ctx);
+    match &unit.input {
+        Input::Classic(i) => {
+            s += &format!(
+                "  packet ({} bytes): {}\n",
+                i.packet.len(),
+                bpfconf_spec::case::to_hex(&i.packet)
+            );
+            if i.ctx != Ctx::default() {
+                s += &format!("  ctx: {:?}\n", i.ctx);
+            }
+        }
+        Input::Ebpf(i) => {
+            s += &format!(
+                "  mem ({} bytes): {}\n",
+                i.mem.len(),
+                bpfconf_spec::case::to_hex(&i.mem)
+            );
+        }
     }
     match actual {
         Actual::Ran(o) => {
             s += &format!("  actual: {}", render_observed(&o.ret));
             if let Some(m) = &o.mem {
                 s += &format!(", mem {m:?}");
+            }
+            if let Some(m) = &o.memory {
+                s += &format!(", memory {}", bpfconf_spec::case::to_hex(m));
             }
             s += "\n";
         }
@@ -268,40 +416,50 @@ pub fn failure_detail(case: &Case, dialect: Dialect, m: &Mismatch, actual: &Actu
     s
 }
 
-/// Runs the selected cases on the given engines, in parallel.
-pub fn run_suite(cases: &[Case], engines: &[Box<dyn Engine>], sel: &Selection) -> SuiteReport {
-    let avail: Vec<Result<(), String>> = engines.iter().map(|e| e.availability()).collect();
-    let mut tasks = Vec::new();
-    for case in cases {
-        if let Some(f) = &sel.filter {
-            if !f.is_match(&case.name) {
-                continue;
-            }
-        }
+/// Builds the units a selection asks for: each classic case once per (selected) dialect, each
+/// eBPF case once.
+pub fn units<'a>(cases: &'a [Case], ebpf: &'a [EbpfCase], sel: &Selection) -> Vec<Unit<'a>> {
+    let mut out = Vec::new();
+    for case in cases.iter().filter(|c| sel.wants(&c.name)) {
         for d in &case.dialects {
-            if let Some(ds) = &sel.dialects {
-                if !ds.contains(d) {
-                    continue;
-                }
-            }
-            for (ei, _) in engines.iter().enumerate() {
-                tasks.push((case, *d, ei));
+            if sel.dialects.as_ref().is_none_or(|ds| ds.contains(d)) {
+                out.push(Unit::classic(case, *d));
             }
         }
     }
+    for case in ebpf.iter().filter(|c| sel.wants(&c.name)) {
+        out.push(Unit::ebpf(case, sel));
+    }
+    out
+}
+
+/// Runs units on the given engines, in parallel.
+pub fn run_units(units: &[Unit], engines: &[Box<dyn Engine>]) -> SuiteReport {
+    let avail: Vec<Result<(), String>> = engines.iter().map(|e| e.availability()).collect();
+    let tasks: Vec<(usize, usize)> = (0..units.len())
+        .flat_map(|u| (0..engines.len()).map(move |e| (u, e)))
+        .collect();
     let results = tasks
         .par_iter()
-        .map(|(case, d, ei)| CaseResult {
-            case: case.name.clone(),
-            file: case.file.clone(),
-            line: case.line,
-            dialect: *d,
-            engine: engines[*ei].name().to_string(),
-            verdict: run_one(case, *d, engines[*ei].as_ref(), &avail[*ei]),
+        .map(|&(u, ei)| {
+            let unit = &units[u];
+            CaseResult {
+                case: unit.case.to_string(),
+                file: unit.file.to_path_buf(),
+                line: unit.line,
+                variant: unit.variant.clone(),
+                engine: engines[ei].name().to_string(),
+                verdict: run_unit(unit, engines[ei].as_ref(), &avail[ei]),
+            }
         })
         .collect();
     SuiteReport {
         results,
         load_errors: Vec::new(),
     }
+}
+
+/// Runs the selected classic cases on the given engines, in parallel.
+pub fn run_suite(cases: &[Case], engines: &[Box<dyn Engine>], sel: &Selection) -> SuiteReport {
+    run_units(&units(cases, &[], sel), engines)
 }
