@@ -1,7 +1,9 @@
 //! The `bpfconf` command line: a thin layer over the runner, spec and engines libraries.
 
 use anyhow::{anyhow, bail, Context, Result};
-use bpfconf_engines::{ClassicInput, ClassicProgram, Input, Observed, Program};
+use bpfconf_engines::{
+    ClassicInput, ClassicProgram, EbpfInput, EbpfProgram, Input, Observed, Program,
+};
 use bpfconf_runner::compare::Actual;
 use bpfconf_runner::report::{self, Format};
 use bpfconf_runner::suite::{self, Selection, Verdict};
@@ -72,9 +74,18 @@ enum Cmd {
         /// Program as `code jt jf k` quads (tcpdump -ddd, -dd or bpf_asm comma form).
         #[arg(long, group = "prog")]
         quads: Option<PathBuf>,
-        /// Packet bytes in hex.
+        /// Instruction set of the program: classic or ebpf.
+        #[arg(long, value_enum, default_value = "classic")]
+        isa: Isa,
+        /// eBPF: a bpf_conformance `.data` file (program and memory).
+        #[arg(long, group = "prog")]
+        data: Option<PathBuf>,
+        /// Packet bytes in hex (classic).
         #[arg(long, default_value = "")]
         packet: String,
+        /// Memory buffer in hex (eBPF: R1 points to it, R2 holds its length).
+        #[arg(long, default_value = "")]
+        mem: String,
         /// Context as inline TOML, e.g. `{ protocol = 0x800, ifindex = 2 }`.
         #[arg(long)]
         ctx: Option<String>,
@@ -103,6 +114,14 @@ enum Cmd {
     },
     /// List engines, their architecture and whether they can run here (and why not).
     Engines,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Isa {
+    /// Classic BPF.
+    Classic,
+    /// eBPF.
+    Ebpf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -214,18 +233,61 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn cmd_exec(
+/// Options of `bpfconf exec`.
+struct ExecArgs {
     engine: String,
     dialect: Dialect,
-    asm_file: Option<PathBuf>,
+    asm: Option<PathBuf>,
     quads: Option<PathBuf>,
+    isa: Isa,
+    data: Option<PathBuf>,
     packet: String,
+    mem: String,
     ctx: Option<String>,
     format: Format,
-) -> Result<ExitCode> {
-    let engines = select_engines(Some(&engine)).map_err(|e| anyhow!(e))?;
+}
+
+/// Builds the eBPF program and input of `bpfconf exec --isa ebpf`.
+fn ebpf_exec_input(a: &ExecArgs) -> Result<(Program, Input)> {
+    let (insns, mem) = match (&a.asm, &a.data) {
+        (Some(f), None) => {
+            let text = read_input(f)?;
+            let insns = bpfconf_spec::ebpf::asm::assemble(&text)
+                .map_err(|e| anyhow!("{}: {e}", f.display()))?;
+            let mem = case::parse_hex(&a.mem).map_err(|e| anyhow!("--mem: {e}"))?;
+            (insns, mem)
+        }
+        (None, Some(f)) => {
+            let t = bpfconf_spec::ebpf::data::load_data(f)
+                .map_err(|e| anyhow!("{}:{}: {}", e.path.display(), e.line, e.message))?;
+            (t.program, t.mem)
+        }
+        _ => bail!("eBPF exec takes --asm FILE (with --mem HEX) or --data FILE"),
+    };
+    Ok((
+        Program::Ebpf(EbpfProgram { insns }),
+        Input::Ebpf(EbpfInput { mem }),
+    ))
+}
+
+fn cmd_exec(a: ExecArgs) -> Result<ExitCode> {
+    let engines = select_engines(Some(&a.engine)).map_err(|e| anyhow!(e))?;
     let engine = &engines[0];
+    let (program, input) = if a.isa == Isa::Ebpf || a.data.is_some() {
+        ebpf_exec_input(&a)?
+    } else {
+        classic_exec_input(a.asm, a.quads, a.dialect, &a.packet, a.ctx)?
+    };
+    run_exec(engine.as_ref(), &program, &input, a.format)
+}
+
+fn classic_exec_input(
+    asm_file: Option<PathBuf>,
+    quads: Option<PathBuf>,
+    dialect: Dialect,
+    packet: &str,
+    ctx: Option<String>,
+) -> Result<(Program, Input)> {
     let insns = match (asm_file, quads) {
         (Some(a), None) => {
             let text = read_input(&a)?;
@@ -234,7 +296,7 @@ fn cmd_exec(
         (None, Some(q)) => load_program(&q)?,
         _ => bail!("give exactly one of --asm or --quads"),
     };
-    let packet = case::parse_hex(&packet).map_err(|e| anyhow!("--packet: {e}"))?;
+    let packet = case::parse_hex(packet).map_err(|e| anyhow!("--packet: {e}"))?;
     let ctx = match ctx {
         Some(t) => {
             let spec: CtxSpec = toml::from_str(&format!("v = {t}"))
@@ -253,14 +315,23 @@ fn cmd_exec(
         memwords: ctx.memwords(),
     });
     let input = Input::Classic(ClassicInput { packet, ctx });
+    Ok((program, input))
+}
+
+fn run_exec(
+    engine: &dyn bpfconf_engines::Engine,
+    program: &Program,
+    input: &Input,
+    format: Format,
+) -> Result<ExitCode> {
     engine
         .availability()
         .map_err(|e| anyhow!("engine {}: {e}", engine.name()))?;
-    if let Err(r) = engine.supports(&program, &input) {
+    if let Err(r) = engine.supports(program, input) {
         println!("skipped: {r}");
         return Ok(ExitCode::from(2));
     }
-    let actual = match suite::execute(engine.as_ref(), &program, &input, false) {
+    let actual = match suite::execute(engine, program, input, false) {
         Ok(a) => a,
         Err(Verdict::Skip(r)) => {
             println!("skipped: {r}");
@@ -269,6 +340,13 @@ fn cmd_exec(
         Err(v) => bail!("{v:?}"),
     };
     let value = match &actual {
+        Actual::Ran(o) if matches!(program, Program::Ebpf(_)) => match o.ret {
+            Observed::Exact(v) => serde_json::json!({
+                "r0": v,
+                "mem": o.memory.as_ref().map(|m| case::to_hex(m)),
+            }),
+            Observed::Delivered(d) => serde_json::json!({"delivered": d}),
+        },
         Actual::Ran(o) => match o.ret {
             Observed::Exact(v) => serde_json::json!({"ret": v, "mem": o.mem}),
             Observed::Delivered(d) => serde_json::json!({"delivered": d}),
@@ -340,10 +418,24 @@ fn real_main() -> Result<ExitCode> {
             dialect,
             asm,
             quads,
+            isa,
+            data,
             packet,
+            mem,
             ctx,
             format,
-        } => cmd_exec(engine, dialect, asm, quads, packet, ctx, format),
+        } => cmd_exec(ExecArgs {
+            engine,
+            dialect,
+            asm,
+            quads,
+            isa,
+            data,
+            packet,
+            mem,
+            ctx,
+            format,
+        }),
         Cmd::Serve { engine } => {
             let engines = select_engines(Some(&engine)).map_err(|e| anyhow!(e))?;
             let stdin = std::io::stdin();

@@ -5,6 +5,11 @@
 //!   "packet": "hex", "ctx": {protocol, ifindex, cop: ["ret_a"], …}}` (`dialect` defaults to
 //! linux, `packet` to empty, `ctx` to the AF_UNIX defaults; `ctx` uses the TOML case field names).
 //!
+//! eBPF requests: `{"id": any, "ebpf": [[opcode,dst,src,off,imm],…] | "asm": "…", "mem": "hex"}`
+//! (a request is eBPF when it has `ebpf`, `mem`, or `"isa": "ebpf"`; an `lddw` is two entries,
+//! the second carrying the high 32 bits in imm). Reply `{"id", "r0": N, "mem": "hex"}` (`mem` is
+//! the buffer after the run, when observable) or `rejected` / `fault` / `skipped` / `error`.
+//!
 //! Replies: `{"id", "ret": N, "mem": [..]}` when the engine observes the exact return value,
 //! `{"id", "delivered": N|null}` when it observes only what a socket delivers (null = dropped),
 //! `{"id", "rejected": "reason"}`, `{"id", "skipped": "reason"}`, or `{"id", "error": "…"}` for
@@ -12,7 +17,9 @@
 
 use crate::compare::Actual;
 use crate::suite::{execute, Verdict};
-use bpfconf_engines::{ClassicInput, ClassicProgram, Engine, Input, Observed, Program};
+use bpfconf_engines::{
+    ClassicInput, ClassicProgram, EbpfInput, EbpfProgram, Engine, Input, Observed, Program,
+};
 use bpfconf_spec::case::{parse_hex, CtxSpec};
 use bpfconf_spec::cbpf::{asm, Insn};
 use bpfconf_spec::Dialect;
@@ -27,6 +34,12 @@ struct Request {
     #[allow(dead_code)]
     id: Value,
     #[serde(default)]
+    isa: Option<String>,
+    #[serde(default)]
+    ebpf: Option<Vec<Vec<i64>>>,
+    #[serde(default)]
+    mem: Option<String>,
+    #[serde(default)]
     dialect: Option<Dialect>,
     #[serde(default)]
     insns: Option<Vec<[u64; 4]>>,
@@ -38,8 +51,41 @@ struct Request {
     ctx: Option<CtxSpec>,
 }
 
+fn parse_ebpf(req: Request) -> Result<(Program, Input), String> {
+    if req.insns.is_some() || req.packet.is_some() || req.ctx.is_some() || req.dialect.is_some() {
+        return Err(
+            "eBPF requests take `ebpf` or `asm`, and `mem` (not insns/packet/ctx/dialect)".into(),
+        );
+    }
+    let insns = match (req.ebpf, req.asm) {
+        (Some(rows), None) => {
+            bpfconf_spec::case::ebpf_rows(&rows).map_err(|e| format!("ebpf: {e}"))?
+        }
+        (None, Some(a)) => {
+            bpfconf_spec::ebpf::asm::assemble(&a).map_err(|e| format!("asm: {e}"))?
+        }
+        _ => return Err("exactly one of `ebpf` or `asm` is required".into()),
+    };
+    let mem = match req.mem {
+        Some(m) => parse_hex(&m).map_err(|e| format!("mem: {e}"))?,
+        None => vec![],
+    };
+    Ok((
+        Program::Ebpf(EbpfProgram { insns }),
+        Input::Ebpf(EbpfInput { mem }),
+    ))
+}
+
 fn parse_request(v: Value) -> Result<(Program, Input), String> {
     let req: Request = serde_json::from_value(v).map_err(|e| format!("bad request: {e}"))?;
+    let is_ebpf = match req.isa.as_deref() {
+        Some("ebpf") => true,
+        Some("classic") | None => req.ebpf.is_some() || req.mem.is_some(),
+        Some(other) => return Err(format!("unknown isa `{other}` (classic or ebpf)")),
+    };
+    if is_ebpf {
+        return parse_ebpf(req);
+    }
     let insns: Vec<Insn> = match (req.insns, req.asm) {
         (Some(q), None) => q
             .into_iter()
@@ -98,6 +144,16 @@ pub fn handle_line(engine: &dyn Engine, line: &str) -> Value {
         return json!({"id": id, "skipped": reason});
     }
     match execute(engine, &program, &input, false) {
+        Ok(Actual::Ran(o)) if matches!(program, Program::Ebpf(_)) => {
+            let mut r = match o.ret {
+                Observed::Exact(v) => json!({"id": id, "r0": v}),
+                Observed::Delivered(d) => json!({"id": id, "delivered": d}),
+            };
+            if let Some(m) = o.memory {
+                r["mem"] = json!(bpfconf_spec::case::to_hex(&m));
+            }
+            r
+        }
         Ok(Actual::Ran(o)) => {
             let mut r = match o.ret {
                 Observed::Exact(v) => json!({"id": id, "ret": v}),

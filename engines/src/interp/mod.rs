@@ -26,7 +26,9 @@ struct LoadedClassic {
 impl Loaded for LoadedClassic {
     fn run(&mut self, input: &Input) -> Result<Outcome, RunError> {
         let Input::Classic(inp) = input else {
-            return Err(RunError::Engine("a classic program needs a classic input".into()));
+            return Err(RunError::Engine(
+                "a classic program needs a classic input".into(),
+            ));
         };
         let r = classic::run(self.prog.dialect, &self.prog.insns, &inp.packet, &inp.ctx)
             .map_err(|t| RunError::Engine(format!("interpreter trap: {t}")))?;

@@ -92,8 +92,9 @@ impl EbpfCase {
     }
 }
 
-/// Parses TOML eBPF `insns` rows: `[code, dst, src, off, imm]`.
-pub(crate) fn insns_from_rows(rows: &[Vec<i64>]) -> Result<Vec<Insn>, String> {
+/// Parses eBPF instruction rows `[code, dst, src, off, imm]` (TOML `insns`, serve `ebpf`);
+/// imm may be given signed or as its unsigned 32-bit pattern.
+pub fn insns_from_rows(rows: &[Vec<i64>]) -> Result<Vec<Insn>, String> {
     rows.iter()
         .enumerate()
         .map(|(i, r)| {

@@ -10,7 +10,7 @@ mod ebpf;
 mod load;
 
 pub use ctx::{Ctx, CtxSpec, Dev};
-pub use ebpf::{EbpfCase, EbpfExpected};
+pub use ebpf::{insns_from_rows as ebpf_rows, EbpfCase, EbpfExpected};
 pub use load::{load_file, load_path, load_str, LoadReport};
 
 use crate::cbpf::Insn;
