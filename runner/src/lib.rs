@@ -6,6 +6,7 @@
 //! - [`serve`]: the JSON-lines protocol of `bpfconf serve`.
 
 pub mod compare;
+pub mod gen;
 pub mod report;
 pub mod serve;
 pub mod suite;
