@@ -217,3 +217,50 @@ fn engines_lists_interp_and_linux() {
     assert!(out.contains("interp") && out.contains("portable"), "{out}");
     assert!(out.contains("linux"), "{out}");
 }
+
+#[test]
+fn serve_and_exec_accept_ebpf() {
+    let mut child = bpfconf()
+        .args(["serve", "--engine", "interp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let requests = [
+        // mov64 r0, -1; exit
+        r#"{"id": "a", "ebpf": [[183,0,0,0,-1],[149,0,0,0,0]]}"#,
+        // lddw r0, 0x123456789abcdef0 as two entries, the second with the high half
+        r#"{"id": "b", "ebpf": [[24,0,0,0,2596069104],[0,0,0,0,305419896],[149,0,0,0,0]]}"#,
+        r#"{"id": "c", "asm": "ldxb %r0, [%r1+1]\nstb [%r1], 7\nexit", "mem": "0a0b"}"#,
+        r#"{"id": "d", "asm": "ldxdw %r0, [%r1+8]\nexit", "mem": "00"}"#,
+        r#"{"id": "e", "ebpf": [[255,0,0,0,0]]}"#,
+        r#"{"id": "f", "ebpf": [[183,0,0,0]]}"#,
+    ];
+    {
+        let stdin = child.stdin.as_mut().unwrap();
+        for r in requests {
+            writeln!(stdin, "{r}").unwrap();
+        }
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let replies: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(replies.len(), requests.len());
+    assert_eq!(replies[0]["r0"], u64::MAX);
+    assert_eq!(replies[1]["r0"], 0x1234_5678_9abc_def0u64);
+    assert_eq!(replies[2]["r0"], 0x0b);
+    assert_eq!(replies[2]["mem"], "070b");
+    assert!(replies[3]["fault"].is_string(), "{}", replies[3]);
+    assert!(replies[4]["rejected"].is_string(), "{}", replies[4]);
+    assert!(
+        replies[5]["error"]
+            .as_str()
+            .unwrap()
+            .contains("instruction 0"),
+        "{}",
+        replies[5]
+    );
+}
