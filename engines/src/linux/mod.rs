@@ -1,4 +1,5 @@
-//! The Linux kernel engine: classic filters attached to sockets (`SO_ATTACH_FILTER`) and run by
+//! The Linux kernel engine: classic filters attached to sockets (`SO_ATTACH_FILTER`) and eBPF
+//! programs through `bpf()` (see the `ebpf` module: XDP test runs with a wrapper recovering r0).
 //! the kernel on real packets.
 //!
 //! # Loading
@@ -85,6 +86,7 @@
 //!
 //! [`realise`]: self::realise
 
+pub mod ebpf;
 mod netns;
 pub mod realise;
 mod sys;
@@ -185,7 +187,7 @@ impl Linux {
 
 fn classic(program: &Program) -> Result<&ClassicProgram, String> {
     let Program::Classic(p) = program else {
-        return Err("the kernel eBPF engine is not built yet".into());
+        return Err("not a classic program".into());
     };
     if p.dialect != Dialect::Linux {
         return Err("the kernel implements only the Linux dialect".into());
@@ -250,6 +252,7 @@ impl Engine for Linux {
                 facts.push((key.to_string(), v));
             }
         }
+        facts.extend(ebpf::facts());
         EngineInfo {
             name: "linux".into(),
             arch: std::env::consts::ARCH.into(),
@@ -274,11 +277,17 @@ impl Engine for Linux {
     }
 
     fn supports(&self, program: &Program, input: &Input) -> Result<(), String> {
+        if let Program::Ebpf(p) = program {
+            return ebpf::supports(p, input);
+        }
         let p = classic(program)?;
         self.path_for(&p.insns, input).map(drop)
     }
 
     fn load(&self, program: &Program) -> Result<Box<dyn Loaded + '_>, LoadError> {
+        if let Program::Ebpf(_) = program {
+            return ebpf::load(program);
+        }
         let p = classic(program).map_err(LoadError::Unsupported)?;
         Ok(Box::new(self.load_filter(&p.insns)?))
     }

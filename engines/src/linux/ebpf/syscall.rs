@@ -1,0 +1,279 @@
+//! Raw `bpf(2)` wrappers for the eBPF engine: map creation and lookup, program load with a
+//! verifier log, and `BPF_PROG_TEST_RUN`. Every descriptor is an [`OwnedFd`].
+//!
+//! The attribute structs are the per-command members of `union bpf_attr`
+//! (`include/uapi/linux/bpf.h`), laid out field by field; offsets are checked at compile time.
+//! The kernel accepts a shorter attribute than its own union (`bpf_check_uarg_tail_zero`
+//! zero-fills the rest), so each struct stops after the last field we use.
+
+use std::io;
+use std::mem::{offset_of, size_of};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// `enum bpf_cmd` values.
+mod cmd {
+    pub const MAP_CREATE: libc::c_long = 0;
+    pub const MAP_LOOKUP_ELEM: libc::c_long = 1;
+    pub const PROG_LOAD: libc::c_long = 5;
+    pub const PROG_TEST_RUN: libc::c_long = 10;
+}
+
+/// `BPF_MAP_TYPE_ARRAY`.
+pub const MAP_TYPE_ARRAY: u32 = 2;
+/// `BPF_PROG_TYPE_XDP`.
+pub const PROG_TYPE_XDP: u32 = 6;
+/// `BPF_OBJ_NAME_LEN`.
+const OBJ_NAME_LEN: usize = 16;
+
+/// `union bpf_attr` for `BPF_MAP_CREATE` (up to `map_name`).
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; OBJ_NAME_LEN],
+}
+
+/// `union bpf_attr` for the `BPF_MAP_*_ELEM` commands.
+#[repr(C)]
+#[derive(Default)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// `union bpf_attr` for `BPF_PROG_LOAD` (up to `log_true_size`, Linux 6.4).
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; OBJ_NAME_LEN],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_prog_fd: u32,
+    core_relo_cnt: u32,
+    fd_array: u64,
+    core_relos: u64,
+    core_relo_rec_size: u32,
+    log_true_size: u32,
+}
+
+/// `union bpf_attr` for `BPF_PROG_TEST_RUN` (the `test` member).
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+// Offsets as in include/uapi/linux/bpf.h (x86_64; `__aligned_u64` is 8-aligned).
+const _: () = {
+    assert!(offset_of!(MapCreateAttr, map_name) == 28);
+    assert!(size_of::<MapCreateAttr>() == 44);
+    assert!(offset_of!(MapElemAttr, key) == 8 && offset_of!(MapElemAttr, flags) == 24);
+    assert!(offset_of!(ProgLoadAttr, log_buf) == 32);
+    assert!(offset_of!(ProgLoadAttr, prog_name) == 48);
+    assert!(offset_of!(ProgLoadAttr, expected_attach_type) == 68);
+    assert!(offset_of!(ProgLoadAttr, func_info) == 80);
+    assert!(offset_of!(ProgLoadAttr, fd_array) == 120);
+    assert!(offset_of!(ProgLoadAttr, log_true_size) == 140);
+    assert!(size_of::<ProgLoadAttr>() == 144);
+    assert!(offset_of!(TestRunAttr, data_in) == 16);
+    assert!(offset_of!(TestRunAttr, repeat) == 32);
+    assert!(offset_of!(TestRunAttr, ctx_in) == 48);
+    assert!(offset_of!(TestRunAttr, flags) == 64);
+    assert!(offset_of!(TestRunAttr, batch_size) == 72);
+};
+
+/// Calls `bpf(cmd, attr, sizeof *attr)`; the kernel may write results back into `attr`.
+fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: `attr` is a live, writable, `#[repr(C)]` prefix of `union bpf_attr` of exactly
+    // `size_of::<T>()` bytes; every pointer it carries (set by the callers) points into buffers
+    // that outlive this call and are as large as the lengths given alongside them.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            (attr as *mut T).cast::<libc::c_void>(),
+            size_of::<T>() as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Wraps a descriptor returned by `bpf()`.
+fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
+    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: `bpf()` just returned `fd` as a new descriptor (created O_CLOEXEC by the kernel)
+    // that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A NUL-padded object name.
+fn obj_name(name: &str) -> [u8; OBJ_NAME_LEN] {
+    let mut n = [0u8; OBJ_NAME_LEN];
+    for (d, s) in n.iter_mut().zip(name.bytes().take(OBJ_NAME_LEN - 1)) {
+        *d = s;
+    }
+    n
+}
+
+/// Creates a map with `BPF_MAP_CREATE`.
+pub fn map_create(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    name: &str,
+) -> io::Result<OwnedFd> {
+    let mut attr = MapCreateAttr {
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        map_name: obj_name(name),
+        ..MapCreateAttr::default()
+    };
+    owned(bpf(cmd::MAP_CREATE, &mut attr)?)
+}
+
+/// Reads the value stored under `key` (`BPF_MAP_LOOKUP_ELEM`) into `value`, which must be the
+/// map's value size.
+pub fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..MapElemAttr::default()
+    };
+    bpf(cmd::MAP_LOOKUP_ELEM, &mut attr).map(drop)
+}
+
+/// What a failed `BPF_PROG_LOAD` left: the error and the verifier log (empty without one).
+#[derive(Debug)]
+pub struct LoadFailure {
+    /// The errno.
+    pub error: io::Error,
+    /// The verifier log, as far as it was kept (the kernel's log rotates: the tail survives).
+    pub log: String,
+    /// The size the whole log needed, terminating NUL included (0 from kernels before 6.4).
+    pub log_true_size: u32,
+}
+
+/// Loads a program with `BPF_PROG_LOAD`. `log_size` 0 loads without a log; otherwise the
+/// verifier writes a level-1 log into a buffer of that size.
+pub fn prog_load(
+    prog_type: u32,
+    insns: &[u8],
+    license: &std::ffi::CStr,
+    name: &str,
+    log_size: u32,
+) -> Result<OwnedFd, LoadFailure> {
+    let mut log = vec![0u8; log_size as usize];
+    let mut attr = ProgLoadAttr {
+        prog_type,
+        insn_cnt: (insns.len() / 8) as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: u32::from(log_size > 0),
+        log_size,
+        log_buf: if log_size > 0 {
+            log.as_mut_ptr() as u64
+        } else {
+            0
+        },
+        prog_name: obj_name(name),
+        ..ProgLoadAttr::default()
+    };
+    match bpf(cmd::PROG_LOAD, &mut attr) {
+        Ok(fd) => owned(fd).map_err(|error| LoadFailure {
+            error,
+            log: String::new(),
+            log_true_size: 0,
+        }),
+        Err(error) => {
+            let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+            Err(LoadFailure {
+                error,
+                log: String::from_utf8_lossy(&log[..end]).into_owned(),
+                log_true_size: attr.log_true_size,
+            })
+        }
+    }
+}
+
+/// The result of one `BPF_PROG_TEST_RUN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestRun {
+    /// The program's 32-bit return value.
+    pub retval: u32,
+    /// Bytes of output data the kernel had (it copied at most the buffer's size).
+    pub data_size_out: u32,
+}
+
+/// Runs a program once on `data_in`, copying the data after the run into `data_out`.
+pub fn prog_test_run(prog: &OwnedFd, data_in: &[u8], data_out: &mut [u8]) -> io::Result<TestRun> {
+    loop {
+        let mut attr = TestRunAttr {
+            prog_fd: prog.as_raw_fd() as u32,
+            data_size_in: data_in.len() as u32,
+            data_size_out: data_out.len() as u32,
+            data_in: data_in.as_ptr() as u64,
+            data_out: data_out.as_mut_ptr() as u64,
+            repeat: 1,
+            ..TestRunAttr::default()
+        };
+        match bpf(cmd::PROG_TEST_RUN, &mut attr) {
+            Ok(_) => {
+                return Ok(TestRun {
+                    retval: attr.retval,
+                    data_size_out: attr.data_size_out,
+                })
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
