@@ -1,12 +1,14 @@
 //! The reference interpreter engine (`interp`): our executable semantics of every dialect.
 
 pub mod classic;
+pub mod ebpf;
 
 use crate::{
-    ClassicProgram, Engine, EngineInfo, Input, LoadError, Loaded, Observed, Outcome, Program,
-    RunError,
+    ClassicProgram, EbpfProgram, Engine, EngineInfo, Input, LoadError, Loaded, Observed, Outcome,
+    Program, RunError,
 };
 use bpfconf_spec::cbpf::check::{check, CheckConfig};
+use bpfconf_spec::ebpf::validate::validate;
 
 /// The reference interpreter.
 #[derive(Debug, Default)]
@@ -36,6 +38,43 @@ impl Loaded for LoadedClassic {
     }
 }
 
+/// A validated eBPF program. Runs use [`ebpf::Interpreter`]'s defaults: the bpf_conformance
+/// helper environment ([`ebpf::Helpers::bpf_conformance`]) and [`ebpf::STEP_LIMIT`].
+struct LoadedEbpf {
+    interp: ebpf::Interpreter,
+}
+
+impl Loaded for LoadedEbpf {
+    fn run(&mut self, input: &Input) -> Result<Outcome, RunError> {
+        let Input::Ebpf(inp) = input else {
+            return Err(RunError::Engine(
+                "an eBPF program needs an eBPF input".into(),
+            ));
+        };
+        let r = self.interp.run(&inp.mem)?;
+        Ok(Outcome {
+            ret: Observed::Exact(r.ret),
+            mem: None,
+            memory: Some(r.mem),
+        })
+    }
+}
+
+/// Why the eBPF interpreter cannot load `p`, if it cannot: `lddw` with a map/BTF `src`.
+fn ebpf_unsupported(p: &EbpfProgram) -> Option<String> {
+    let starts = bpfconf_spec::ebpf::isa::slot_starts(&p.insns);
+    p.insns
+        .iter()
+        .zip(starts)
+        .position(|(i, start)| start && i.is_lddw() && i.src != 0)
+        .map(|pc| {
+            format!(
+                "insn {pc}: `lddw` with src {} (map/BTF reference): maps are not supported yet",
+                p.insns[pc].src
+            )
+        })
+}
+
 impl Engine for Interp {
     fn name(&self) -> &str {
         "interp"
@@ -53,18 +92,31 @@ impl Engine for Interp {
         Ok(())
     }
 
-    fn supports(&self, program: &Program, _input: &Input) -> Result<(), String> {
+    fn supports(&self, program: &Program, input: &Input) -> Result<(), String> {
         match program {
             Program::Classic(_) => Ok(()),
-            Program::Ebpf(_) => Err("the eBPF interpreter is not built yet".into()),
+            Program::Ebpf(p) => match input {
+                Input::Ebpf(_) => ebpf_unsupported(p).map_or(Ok(()), Err),
+                _ => Err("an eBPF program needs an eBPF input".into()),
+            },
         }
     }
 
     fn load(&self, program: &Program) -> Result<Box<dyn Loaded + '_>, LoadError> {
-        let Program::Classic(p) = program else {
-            return Err(LoadError::Unsupported(
-                "the eBPF interpreter is not built yet".into(),
-            ));
+        let p = match program {
+            Program::Classic(p) => p,
+            Program::Ebpf(p) => {
+                validate(&p.insns).map_err(|r| LoadError::Rejected {
+                    rule: Some(r.rule.name().to_string()),
+                    reason: r.to_string(),
+                })?;
+                if let Some(why) = ebpf_unsupported(p) {
+                    return Err(LoadError::Unsupported(why));
+                }
+                return Ok(Box::new(LoadedEbpf {
+                    interp: ebpf::Interpreter::new(&p.insns),
+                }));
+            }
         };
         let cfg = CheckConfig {
             dialect: p.dialect,

@@ -1,6 +1,6 @@
-//! The Linux kernel engine: classic filters attached to sockets (`SO_ATTACH_FILTER`) and eBPF
-//! programs through `bpf()` (see the `ebpf` module: XDP test runs with a wrapper recovering r0).
-//! the kernel on real packets.
+//! The Linux kernel engine: classic filters attached to sockets (`SO_ATTACH_FILTER`) and run by
+//! the kernel on real packets, and eBPF programs through `bpf()` (see the [`ebpf`] module: XDP
+//! test runs with a wrapper that recovers the full 64-bit r0).
 //!
 //! # Loading
 //! [`Engine::load`] attaches the program to the receiving end of an `AF_UNIX` datagram pair:

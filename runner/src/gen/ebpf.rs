@@ -76,7 +76,11 @@ fn straight(u: &mut Unstructured, out: &mut Vec<Insn>) -> Result<()> {
     match u.int_in_range(0..=9)? {
         0..=3 => {
             // ALU / ALU64 with K or X.
-            let cls = if u.arbitrary()? { class::ALU64 } else { class::ALU };
+            let cls = if u.arbitrary()? {
+                class::ALU64
+            } else {
+                class::ALU
+            };
             let ops = [
                 alu::ADD,
                 alu::SUB,
@@ -122,7 +126,11 @@ fn straight(u: &mut Unstructured, out: &mut Vec<Insn>) -> Result<()> {
                 )),
                 1 => {
                     let cls = *u.choose(&[class::ALU, class::ALU64])?;
-                    let widths: &[i16] = if cls == class::ALU64 { &[8, 16, 32] } else { &[8, 16] };
+                    let widths: &[i16] = if cls == class::ALU64 {
+                        &[8, 16, 32]
+                    } else {
+                        &[8, 16]
+                    };
                     out.push(Insn::new(
                         cls | alu::MOV | source::X,
                         dst,
@@ -155,7 +163,13 @@ fn straight(u: &mut Unstructured, out: &mut Vec<Insn>) -> Result<()> {
             if u.arbitrary()? {
                 out.push(Insn::new(class::STX | mode::MEM | sz, 10, dst, off, 0));
             } else {
-                out.push(Insn::new(class::ST | mode::MEM | sz, 10, 0, off, edge_imm(u)?));
+                out.push(Insn::new(
+                    class::ST | mode::MEM | sz,
+                    10,
+                    0,
+                    off,
+                    edge_imm(u)?,
+                ));
             }
         }
         7 => {
