@@ -9,6 +9,7 @@ pub mod asm;
 pub mod data;
 pub mod disasm;
 pub mod isa;
+pub mod maps;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};
