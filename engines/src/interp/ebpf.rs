@@ -1,0 +1,293 @@
+//! The reference eBPF interpreter: executable RFC 9669 semantics, memory-safe by construction.
+//!
+//! # Machine model
+//!
+//! - Registers R0–R10 are 64-bit. At entry R1 = address of a copy of the input memory
+//!   ([`MEM_BASE`]) and R2 = its length, or R1 = R2 = 0 when the input is empty (uBPF's
+//!   bpf_conformance plugin passes a null pointer and length 0 then); R10 = the frame pointer,
+//!   one past the end of a zeroed 512-byte stack frame; every other register is 0.
+//! - Memory is a table of regions at fake base addresses ([`memory`]): the buffer, one region
+//!   per live stack frame, later map values. Every load, store and atomic must lie wholly inside
+//!   one region, else the run ends with [`RunError::Fault`]`("out-of-bounds load of 8 bytes at
+//!   0x… (insn N)")`. Nothing real is dereferenced, so no program can cause undefined behaviour
+//!   or a panic.
+//! - Faults are also: executing a slot no ISA row describes (unknown opcode or selector),
+//!   a register field above 10 or a write to R10, a jump or call outside the program or into the
+//!   second slot of an `lddw`, running past the last slot, `lddw` with a map/BTF `src`
+//!   ("maps not supported yet"), a call to a helper the [`Helpers`] table lacks, a kfunc call,
+//!   more than [`MAX_CALL_FRAMES`] frames, and more than the step limit ([`STEP_LIMIT`] by
+//!   default; loops are legal, so the limit is what bounds a run). Unused instruction fields
+//!   are ignored at run time (the validator rejects them at load).
+//!
+//! # Calls
+//!
+//! - `call imm` (`src` 0) and `callx` (`JMP|CALL|X`, the helper id in register `dst`, as uBPF
+//!   implements it) call a helper from the [`Helpers`] registry; see [`helpers`] for the
+//!   bpf_conformance environment ([`Helpers::bpf_conformance`], the default here).
+//! - `call local` (`src` 1) transfers to `pc + 1 + imm` with R1–R5 as arguments; the callee gets
+//!   its own zeroed 512-byte frame and its own R10; R6–R9 are saved and restored at its `exit`,
+//!   which returns R0 to the caller. A program may have at most [`MAX_CALL_FRAMES`] = 8 frames
+//!   live, the main program's included, as the kernel's `MAX_CALL_FRAMES`. Unlike the kernel
+//!   verifier, the frames' combined size is not limited to 512 bytes.
+//! - `exit` in the main program ends the run with R0.
+//!
+//! # Legacy packet loads (`LD ABS/IND`, group `packet`)
+//!
+//! The packet is the memory buffer (the kernel's implicit skb in R6 has no counterpart here;
+//! R6 is ignored). `ABS` reads at offset `imm`, `IND` at `(src + imm)` truncated to a signed
+//! 32-bit offset, `W`/`H`/`B` bytes big-endian, zero-extended into R0; R1–R5 are clobbered (set
+//! to 0). A negative or out-of-bounds offset behaves as `r0 = 0; exit`: the kernel rewrites
+//! these loads into a helper call followed by exactly that (`bpf_gen_ld_abs`, net/core/filter.c),
+//! so in the main program the run returns 0.
+//!
+//! The ALU, byte-swap and jump semantics are in [`alu`].
+
+pub mod alu;
+mod exec;
+pub mod helpers;
+pub mod memory;
+
+pub use helpers::{Helper, HelperCtx, HelperFn, HelperReturn, Helpers};
+pub use memory::{Memory, Region, RegionKind, MAP_BASE, MEM_BASE, STACK_BASE, STACK_STRIDE};
+
+use crate::RunError;
+use bpfconf_spec::ebpf::isa::{classify_insn, slot_starts, IsaRow, Use};
+use bpfconf_spec::ebpf::Insn;
+
+/// Default maximum number of instructions executed in one run.
+pub const STEP_LIMIT: u64 = 1 << 22;
+
+/// Maximum number of live frames (the main program's included), as the kernel's
+/// `MAX_CALL_FRAMES`.
+pub const MAX_CALL_FRAMES: usize = 8;
+
+/// The result of a run that reached `exit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EbpfResult {
+    /// R0 at the final `exit`.
+    pub ret: u64,
+    /// The memory buffer after the run.
+    pub mem: Vec<u8>,
+}
+
+/// A program prepared for running: slots decoded once, a helper table and a step limit.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    insns: Vec<Insn>,
+    /// Per slot: its ISA row, or the fault message for executing it.
+    slots: Vec<Result<&'static IsaRow, String>>,
+    helpers: Helpers,
+    step_limit: u64,
+}
+
+/// Decodes one slot: its row, or why executing it faults.
+fn decode(prog: &[Insn], pc: usize, start: bool) -> Result<&'static IsaRow, String> {
+    let insn = &prog[pc];
+    if !start {
+        return Err(format!("slot {pc} is the second half of an `lddw`"));
+    }
+    let row = classify_insn(insn).ok_or_else(|| {
+        format!(
+            "unknown instruction: opcode {:#04x} (src {}, off {}, imm {})",
+            insn.code, insn.src, insn.off, insn.imm
+        )
+    })?;
+    let u = row.uses();
+    for (usage, reg) in [(u.dst, insn.dst), (u.src, insn.src)] {
+        if usage == Use::Reg && reg > 10 {
+            return Err(format!("`{}` names register r{reg}", row.name));
+        }
+    }
+    if (row.writes_dst() && insn.dst == 10) || (row.writes_src() && insn.src == 10) {
+        return Err(format!(
+            "`{}` writes r10, the read-only frame pointer",
+            row.name
+        ));
+    }
+    if row.is_wide() && pc + 1 >= prog.len() {
+        return Err("`lddw` in the last slot has no second slot".into());
+    }
+    Ok(row)
+}
+
+impl Interpreter {
+    /// Prepares a program with the bpf_conformance helpers and the default step limit. Any slot
+    /// sequence is accepted; problems surface as faults when the bad slot is executed.
+    pub fn new(insns: &[Insn]) -> Self {
+        let starts = slot_starts(insns);
+        let slots = (0..insns.len())
+            .map(|pc| decode(insns, pc, starts[pc]))
+            .collect();
+        Interpreter {
+            insns: insns.to_vec(),
+            slots,
+            helpers: Helpers::bpf_conformance(),
+            step_limit: STEP_LIMIT,
+        }
+    }
+
+    /// Replaces the helper table.
+    pub fn with_helpers(mut self, helpers: Helpers) -> Self {
+        self.helpers = helpers;
+        self
+    }
+
+    /// Replaces the step limit.
+    pub fn with_step_limit(mut self, limit: u64) -> Self {
+        self.step_limit = limit;
+        self
+    }
+
+    /// The helper table.
+    pub fn helpers(&self) -> &Helpers {
+        &self.helpers
+    }
+
+    /// Runs the program on a copy of `mem`.
+    pub fn run(&self, mem: &[u8]) -> Result<EbpfResult, RunError> {
+        let mut memory = Memory::with_mem(mem);
+        memory
+            .push_frame(0)
+            .map_err(|e| RunError::Engine(format!("cannot set up the stack: {e}")))?;
+        let mut regs = [0u64; 11];
+        if !mem.is_empty() {
+            regs[1] = MEM_BASE;
+            regs[2] = mem.len() as u64;
+        }
+        regs[10] = memory::frame_pointer(0);
+        let mut m = Machine {
+            prog: self,
+            regs,
+            memory,
+            frames: Vec::new(),
+        };
+        let mut pc = 0;
+        let mut steps = 0u64;
+        loop {
+            if steps >= self.step_limit {
+                return Err(RunError::Fault(format!(
+                    "step limit of {} instructions exceeded (insn {pc})",
+                    self.step_limit
+                )));
+            }
+            steps += 1;
+            match m.step(pc) {
+                Ok(Flow::Next(next)) => pc = next,
+                Ok(Flow::Exit(ret)) => {
+                    return Ok(EbpfResult {
+                        ret,
+                        mem: m.memory.into_mem(),
+                    })
+                }
+                Err(e) => return Err(RunError::Fault(format!("{e} (insn {pc})"))),
+            }
+        }
+    }
+}
+
+/// Runs `insns` on `mem` with the interpreter's defaults (bpf_conformance helpers,
+/// [`STEP_LIMIT`]).
+pub fn run(insns: &[Insn], mem: &[u8]) -> Result<EbpfResult, RunError> {
+    Interpreter::new(insns).run(mem)
+}
+
+/// A caller's state saved by `call local`.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    /// Where the caller resumes.
+    ret_pc: usize,
+    /// The caller's R6–R9.
+    saved: [u64; 4],
+}
+
+/// What to do after an instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Continue at this slot.
+    Next(usize),
+    /// The program ended with this R0.
+    Exit(u64),
+}
+
+/// The state of one run.
+struct Machine<'p> {
+    prog: &'p Interpreter,
+    regs: [u64; 11],
+    memory: Memory,
+    /// The callers of the running function (empty in the main program).
+    frames: Vec<Frame>,
+}
+
+impl Machine<'_> {
+    /// The slot `disp` slots after `pc + 1`, if it is inside the program.
+    fn target(&self, pc: usize, disp: i64) -> Result<usize, String> {
+        let len = self.prog.insns.len();
+        let t = pc as i64 + 1 + disp;
+        if t < 0 || t >= len as i64 {
+            return Err(format!("jump to slot {t}, outside the program (0..{len})"));
+        }
+        Ok(t as usize)
+    }
+
+    /// `call local`: enters the function at `target` in a new frame.
+    fn call_local(&mut self, pc: usize, target: usize) -> Result<Flow, String> {
+        let depth = self.frames.len() + 1;
+        if depth >= MAX_CALL_FRAMES {
+            return Err(format!(
+                "call depth exceeded: more than {MAX_CALL_FRAMES} frames"
+            ));
+        }
+        self.memory.push_frame(depth)?;
+        let r = &self.regs;
+        self.frames.push(Frame {
+            ret_pc: pc + 1,
+            saved: [r[6], r[7], r[8], r[9]],
+        });
+        self.regs[10] = memory::frame_pointer(depth);
+        Ok(Flow::Next(target))
+    }
+
+    /// `exit`: returns to the caller, or ends the program.
+    fn exit(&mut self) -> Flow {
+        match self.frames.pop() {
+            Some(f) => {
+                let depth = self.frames.len();
+                self.memory.pop_frame(depth + 1);
+                self.regs[6..10].copy_from_slice(&f.saved);
+                self.regs[10] = memory::frame_pointer(depth);
+                Flow::Next(f.ret_pc)
+            }
+            None => Flow::Exit(self.regs[0]),
+        }
+    }
+
+    /// Calls helper `id` with R1–R5.
+    fn call_helper(&mut self, pc: usize, id: u64) -> Result<Flow, String> {
+        let prog = self.prog;
+        let mut args = [0u64; 5];
+        args.copy_from_slice(&self.regs[1..6]);
+        let mut ctx = HelperCtx {
+            memory: &mut self.memory,
+        };
+        match prog.helpers.call(id, &mut ctx, args)? {
+            HelperReturn::Value(v) => {
+                self.regs[0] = v;
+                Ok(Flow::Next(pc + 1))
+            }
+            HelperReturn::Exit(v) => Ok(Flow::Exit(v)),
+        }
+    }
+
+    /// Executes the slot at `pc`.
+    fn step(&mut self, pc: usize) -> Result<Flow, String> {
+        let prog = self.prog;
+        let Some(slot) = prog.slots.get(pc) else {
+            return Err(format!(
+                "ran past the end of the program ({} slots)",
+                prog.insns.len()
+            ));
+        };
+        let row = slot.as_ref().map_err(Clone::clone)?;
+        self.execute(row, prog.insns[pc], pc)
+    }
+}

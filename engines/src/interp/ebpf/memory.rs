@@ -1,0 +1,297 @@
+//! The address space of one eBPF run: a table of byte regions at fixed, fake base addresses.
+//!
+//! Pointers are plain 64-bit register values. Nothing real is ever dereferenced: every access
+//! names an address and a size, and must lie wholly inside one region of the table, or the run
+//! faults. The layout (all bases are far apart, so an overflow from one region can never land in
+//! another):
+//!
+//! | region | base | size |
+//! |---|---|---|
+//! | the memory buffer (`mem`) | [`MEM_BASE`] = `0x1_0000_0000` | `mem.len()` |
+//! | stack frame *n* (0 = the main program, *n* = call depth) | [`STACK_BASE`] + *n* × [`STACK_STRIDE`] = `0x2_0000_0000 + n*0x1000` | [`STACK_SIZE`] = 512 |
+//! | reserved for map values | [`MAP_BASE`] = `0x3_0000_0000` and up | — |
+//!
+//! A frame's region exists while the frame is live: it is added, zero-filled, when a function is
+//! entered and removed when it returns, so a pointer into a dead frame faults until a new call at
+//! the same depth reuses the addresses (as a real stack would). Map values will be further
+//! [`Region`]s with their own [`RegionKind`], added by the helpers that hand out pointers to them.
+//!
+//! Values are stored little-endian (RFC 9669 leaves byte order to the platform; bpf_conformance
+//! expects little-endian, as on x86-64). Address arithmetic wraps modulo 2^64. Accesses need no
+//! alignment (RFC 9669 states no alignment rule; the kernel's rules are verifier policy).
+
+use bpfconf_spec::ebpf::STACK_SIZE as SPEC_STACK_SIZE;
+
+/// Base address of the memory buffer (R1 points here when the buffer is not empty).
+pub const MEM_BASE: u64 = 0x1_0000_0000;
+/// Base address of the main program's stack frame.
+pub const STACK_BASE: u64 = 0x2_0000_0000;
+/// Distance between the bases of consecutive stack frames.
+pub const STACK_STRIDE: u64 = 0x1000;
+/// Size of one stack frame in bytes.
+pub const STACK_SIZE: usize = SPEC_STACK_SIZE;
+/// First address reserved for map values (none exist yet).
+pub const MAP_BASE: u64 = 0x3_0000_0000;
+
+/// What a region holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionKind {
+    /// The memory buffer handed to the program (`EbpfInput::mem`).
+    Mem,
+    /// The stack frame of the function at this call depth (0 = the main program).
+    Stack(usize),
+}
+
+/// A contiguous range of addressable bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    /// What the region holds.
+    pub kind: RegionKind,
+    /// Address of the first byte.
+    pub base: u64,
+    /// False for read-only regions (stores fault).
+    pub writable: bool,
+    /// The contents.
+    pub bytes: Vec<u8>,
+}
+
+/// The base address of the stack frame at call depth `depth`.
+pub const fn frame_base(depth: usize) -> u64 {
+    STACK_BASE + depth as u64 * STACK_STRIDE
+}
+
+/// The frame pointer (R10) of the function at call depth `depth`: one past its frame's end.
+pub const fn frame_pointer(depth: usize) -> u64 {
+    frame_base(depth) + STACK_SIZE as u64
+}
+
+/// What kind of access failed, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A load.
+    Load,
+    /// A store.
+    Store,
+    /// An atomic read-modify-write.
+    Atomic,
+}
+
+impl Access {
+    fn name(self) -> &'static str {
+        match self {
+            Access::Load => "load",
+            Access::Store => "store",
+            Access::Atomic => "atomic access",
+        }
+    }
+}
+
+/// The fault message for a bad access of `size` bytes at `addr`.
+fn out_of_bounds(access: Access, size: usize, addr: u64) -> String {
+    format!(
+        "out-of-bounds {} of {size} bytes at {addr:#x}",
+        access.name()
+    )
+}
+
+/// The regions of one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Memory {
+    regions: Vec<Region>,
+}
+
+impl Memory {
+    /// An address space holding a writable copy of `mem` at [`MEM_BASE`] (and nothing else).
+    pub fn with_mem(mem: &[u8]) -> Self {
+        Memory {
+            regions: vec![Region {
+                kind: RegionKind::Mem,
+                base: MEM_BASE,
+                writable: true,
+                bytes: mem.to_vec(),
+            }],
+        }
+    }
+
+    /// Adds a region; fails if it would overlap one already present or wrap around the address
+    /// space.
+    pub fn add(&mut self, region: Region) -> Result<(), String> {
+        let end = region
+            .base
+            .checked_add(region.bytes.len() as u64)
+            .ok_or_else(|| format!("region at {:#x} wraps around", region.base))?;
+        let overlaps = self.regions.iter().any(|r| {
+            let r_end = r.base + r.bytes.len() as u64;
+            region.base < r_end && r.base < end
+        });
+        if overlaps {
+            return Err(format!("region at {:#x} overlaps another", region.base));
+        }
+        self.regions.push(region);
+        Ok(())
+    }
+
+    /// Removes the region of this kind, returning it.
+    pub fn remove(&mut self, kind: RegionKind) -> Option<Region> {
+        let i = self.regions.iter().position(|r| r.kind == kind)?;
+        Some(self.regions.swap_remove(i))
+    }
+
+    /// The region of this kind, if present.
+    pub fn region(&self, kind: RegionKind) -> Option<&Region> {
+        self.regions.iter().find(|r| r.kind == kind)
+    }
+
+    /// Adds a zero-filled stack frame for call depth `depth`.
+    pub fn push_frame(&mut self, depth: usize) -> Result<(), String> {
+        self.add(Region {
+            kind: RegionKind::Stack(depth),
+            base: frame_base(depth),
+            writable: true,
+            bytes: vec![0; STACK_SIZE],
+        })
+    }
+
+    /// Removes the stack frame of call depth `depth`.
+    pub fn pop_frame(&mut self, depth: usize) {
+        self.remove(RegionKind::Stack(depth));
+    }
+
+    /// The region index and offset of `size` bytes at `addr`, if they lie inside one region.
+    fn locate(&self, addr: u64, size: usize) -> Option<(usize, usize)> {
+        self.regions.iter().enumerate().find_map(|(i, r)| {
+            let off = addr.checked_sub(r.base)?;
+            let end = off.checked_add(size as u64)?;
+            (end <= r.bytes.len() as u64).then_some((i, off as usize))
+        })
+    }
+
+    /// The `len` bytes at `addr`, or the fault message.
+    pub fn read(&self, addr: u64, len: usize) -> Result<&[u8], String> {
+        let (i, off) = self
+            .locate(addr, len)
+            .ok_or_else(|| out_of_bounds(Access::Load, len, addr))?;
+        Ok(&self.regions[i].bytes[off..off + len])
+    }
+
+    /// The `len` writable bytes at `addr`, or the fault message naming `access`.
+    fn writable(&mut self, addr: u64, len: usize, access: Access) -> Result<&mut [u8], String> {
+        let (i, off) = self
+            .locate(addr, len)
+            .ok_or_else(|| out_of_bounds(access, len, addr))?;
+        let r = &mut self.regions[i];
+        if !r.writable {
+            return Err(format!(
+                "{} of {len} bytes at {addr:#x}: the region is read-only",
+                access.name()
+            ));
+        }
+        Ok(&mut r.bytes[off..off + len])
+    }
+
+    /// Overwrites the bytes at `addr` with `bytes`.
+    pub fn write(&mut self, addr: u64, bytes: &[u8]) -> Result<(), String> {
+        self.writable(addr, bytes.len(), Access::Store)?
+            .copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Loads a little-endian value of `size` (1, 2, 4 or 8) bytes, zero-extended.
+    pub fn load(&self, addr: u64, size: usize) -> Result<u64, String> {
+        Ok(le_value(self.read(addr, size)?))
+    }
+
+    /// Stores the low `size` (1, 2, 4 or 8) bytes of `value`, little-endian.
+    pub fn store(&mut self, addr: u64, size: usize, value: u64) -> Result<(), String> {
+        let bytes = value.to_le_bytes();
+        self.writable(addr, size, Access::Store)?
+            .copy_from_slice(&bytes[..size]);
+        Ok(())
+    }
+
+    /// Atomically (there is one thread) replaces the `size`-byte value at `addr` by `f(old)`
+    /// truncated to `size` bytes, returning `old`.
+    pub fn update(
+        &mut self,
+        addr: u64,
+        size: usize,
+        f: impl FnOnce(u64) -> u64,
+    ) -> Result<u64, String> {
+        let slot = self.writable(addr, size, Access::Atomic)?;
+        let old = le_value(slot);
+        slot.copy_from_slice(&f(old).to_le_bytes()[..size]);
+        Ok(old)
+    }
+
+    /// The contents of the memory buffer (empty if it was removed).
+    pub fn into_mem(mut self) -> Vec<u8> {
+        self.remove(RegionKind::Mem)
+            .map(|r| r.bytes)
+            .unwrap_or_default()
+    }
+}
+
+/// The little-endian value of up to 8 bytes.
+fn le_value(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .rev()
+        .fold(0u64, |acc, b| (acc << 8) | *b as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accesses_must_lie_inside_one_region() {
+        let mut m = Memory::with_mem(&[1, 2, 3, 4]);
+        m.push_frame(0).unwrap();
+        assert_eq!(m.load(MEM_BASE, 4).unwrap(), 0x0403_0201);
+        assert_eq!(m.load(MEM_BASE + 3, 1).unwrap(), 4);
+        assert!(m.load(MEM_BASE + 3, 2).is_err());
+        assert!(m.load(MEM_BASE - 1, 1).is_err());
+        assert!(m.load(u64::MAX, 8).is_err());
+        let fp = frame_pointer(0);
+        m.store(fp - 8, 8, u64::MAX).unwrap();
+        assert_eq!(m.load(fp - 8, 8).unwrap(), u64::MAX);
+        assert!(m.store(fp - 4, 8, 0).is_err());
+        assert_eq!(
+            m.load(fp, 1).unwrap_err(),
+            format!("out-of-bounds load of 1 bytes at {fp:#x}")
+        );
+        assert_eq!(m.update(MEM_BASE, 2, |v| v + 1).unwrap(), 0x0201);
+        assert_eq!(m.clone().into_mem(), vec![2, 2, 3, 4]);
+        m.pop_frame(0);
+        assert!(m.load(fp - 8, 8).is_err());
+    }
+
+    #[test]
+    fn regions_do_not_overlap_and_read_only_regions_refuse_stores() {
+        let mut m = Memory::with_mem(&[0; 16]);
+        let clash = Region {
+            kind: RegionKind::Stack(7),
+            base: MEM_BASE + 8,
+            writable: true,
+            bytes: vec![0; 4],
+        };
+        assert!(m.add(clash).is_err());
+        let ro = Region {
+            kind: RegionKind::Stack(1),
+            base: MAP_BASE,
+            writable: false,
+            bytes: vec![9; 4],
+        };
+        m.add(ro).unwrap();
+        assert_eq!(m.load(MAP_BASE, 1).unwrap(), 9);
+        assert!(m.store(MAP_BASE, 1, 0).unwrap_err().contains("read-only"));
+        assert!(m.update(MAP_BASE, 4, |v| v).is_err());
+        let wraps = Region {
+            kind: RegionKind::Stack(2),
+            base: u64::MAX,
+            writable: true,
+            bytes: vec![0; 2],
+        };
+        assert!(m.add(wraps).is_err());
+    }
+}
