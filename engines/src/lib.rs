@@ -23,11 +23,28 @@ pub enum Program {
     Ebpf(EbpfProgram),
 }
 
-/// An eBPF program: instruction slots as encoded (`lddw` takes two).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An eBPF program: instruction slots as encoded (`lddw` takes two), the maps it uses and the
+/// other programs its `prog_array` maps may tail-call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EbpfProgram {
     /// The slots.
     pub insns: Vec<bpfconf_spec::ebpf::Insn>,
+    /// Maps, referenced from `lddw` (src 1: imm = index here; src 2: imm = index, second imm
+    /// = offset into the value). Engines create them fresh for every run.
+    pub maps: Vec<bpfconf_spec::ebpf::maps::MapDef>,
+    /// Tail-call targets: a `prog_array` value `i` (u32, little-endian) names `progs[i]`. They
+    /// share `maps` with the main program.
+    pub progs: Vec<Vec<bpfconf_spec::ebpf::Insn>>,
+}
+
+impl EbpfProgram {
+    /// A program without maps.
+    pub fn new(insns: Vec<bpfconf_spec::ebpf::Insn>) -> Self {
+        EbpfProgram {
+            insns,
+            ..Default::default()
+        }
+    }
 }
 
 /// A classic program together with what its dialect's loader needs.
@@ -58,6 +75,19 @@ pub enum Input {
 pub struct EbpfInput {
     /// The memory the program may read and write.
     pub mem: Vec<u8>,
+    /// Initial contents of the program's maps, by index (missing or `Unknown` = empty; arrays
+    /// start zero-filled).
+    pub maps: Vec<bpfconf_spec::ebpf::maps::MapContents>,
+}
+
+impl EbpfInput {
+    /// An input with memory and no map contents.
+    pub fn new(mem: Vec<u8>) -> Self {
+        EbpfInput {
+            mem,
+            ..Default::default()
+        }
+    }
 }
 
 /// A packet and the context it is seen in.
@@ -101,6 +131,8 @@ pub struct Outcome {
     pub mem: Option<Vec<u32>>,
     /// eBPF: the memory buffer after the run, if observable.
     pub memory: Option<Vec<u8>>,
+    /// eBPF: every map's contents after the run, by index (canonical snapshots), if observable.
+    pub maps: Option<Vec<bpfconf_spec::ebpf::maps::MapContents>>,
 }
 
 impl Outcome {
@@ -110,6 +142,7 @@ impl Outcome {
             ret,
             mem,
             memory: None,
+            maps: None,
         }
     }
 }

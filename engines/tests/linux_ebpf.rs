@@ -28,13 +28,11 @@ fn required() -> bool {
 }
 
 fn program(insns: &[Insn]) -> Program {
-    Program::Ebpf(EbpfProgram {
-        insns: insns.to_vec(),
-    })
+    Program::Ebpf(EbpfProgram::new(insns.to_vec()))
 }
 
 fn input(mem: &[u8]) -> Input {
-    Input::Ebpf(EbpfInput { mem: mem.to_vec() })
+    Input::Ebpf(EbpfInput::new(mem.to_vec()))
 }
 
 /// The engine, or `None` (after printing why) when the kernel cannot run eBPF here and that is

@@ -265,8 +265,8 @@ fn ebpf_exec_input(a: &ExecArgs) -> Result<(Program, Input)> {
         _ => bail!("eBPF exec takes --asm FILE (with --mem HEX) or --data FILE"),
     };
     Ok((
-        Program::Ebpf(EbpfProgram { insns }),
-        Input::Ebpf(EbpfInput { mem }),
+        Program::Ebpf(EbpfProgram::new(insns)),
+        Input::Ebpf(EbpfInput::new(mem)),
     ))
 }
 

@@ -71,8 +71,8 @@ fn parse_ebpf(req: Request) -> Result<(Program, Input), String> {
         None => vec![],
     };
     Ok((
-        Program::Ebpf(EbpfProgram { insns }),
-        Input::Ebpf(EbpfInput { mem }),
+        Program::Ebpf(EbpfProgram::new(insns)),
+        Input::Ebpf(EbpfInput::new(mem)),
     ))
 }
 

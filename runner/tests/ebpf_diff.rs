@@ -25,12 +25,12 @@ fn generated_programs_agree_on_interp_and_kernel() {
     let interp = bpfconf_engines::engine_by_name("interp").unwrap();
     let runs = env_u64("BPFCONF_EBPF_DIFF_RUNS", 2000);
     let first = env_u64("BPFCONF_EBPF_DIFF_SEED", 0);
-    let input = Input::Ebpf(EbpfInput { mem: vec![] });
+    let input = Input::Ebpf(EbpfInput::new(vec![]));
     let (mut agreed, mut refused) = (0u64, Vec::new());
     for seed in first..first + runs {
         let bytes = seeded_bytes(seed, 8192);
         let insns = ebpf::program(&mut Unstructured::new(&bytes), 32).expect("enough bytes");
-        let program = Program::Ebpf(EbpfProgram { insns });
+        let program = Program::Ebpf(EbpfProgram::new(insns));
         let ours = execute(interp.as_ref(), &program, &input, false)
             .unwrap_or_else(|v| panic!("seed {seed}: interp gave no result: {v:?}"));
         let Actual::Ran(ours) = ours else {

@@ -56,6 +56,7 @@ impl Loaded for LoadedEbpf {
             ret: Observed::Exact(r.ret),
             mem: None,
             memory: Some(r.mem),
+            maps: None,
         })
     }
 }

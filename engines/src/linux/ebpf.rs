@@ -293,6 +293,7 @@ impl LoadedEbpf {
             ret: Observed::Exact(ret),
             mem: None,
             memory: Some(data_out[..n].to_vec()),
+            maps: None,
         });
         self.data_out = data_out;
         out

@@ -42,10 +42,8 @@ fn bpf_conformance_suite_passes() {
             skipped += 1;
             continue;
         }
-        let program = Program::Ebpf(EbpfProgram {
-            insns: t.program.clone(),
-        });
-        let input = Input::Ebpf(EbpfInput { mem: t.mem.clone() });
+        let program = Program::Ebpf(EbpfProgram::new(t.program.clone()));
+        let input = Input::Ebpf(EbpfInput::new(t.mem.clone()));
         if let Err(why) = engine.supports(&program, &input) {
             failures.push(format!("{}: not supported: {why}", t.name));
             continue;

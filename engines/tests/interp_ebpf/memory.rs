@@ -128,11 +128,11 @@ fn unused_fields_are_ignored_at_run_time() {
 }
 
 fn program(text: &str) -> Program {
-    Program::Ebpf(EbpfProgram { insns: asm(text) })
+    Program::Ebpf(EbpfProgram::new(asm(text)))
 }
 
 fn input(mem: &[u8]) -> Input {
-    Input::Ebpf(EbpfInput { mem: mem.to_vec() })
+    Input::Ebpf(EbpfInput::new(mem.to_vec()))
 }
 
 #[test]
@@ -144,9 +144,7 @@ fn engine_validates_loads_and_reports_outcomes() {
     assert_eq!(o.ret, Observed::Exact(u64::MAX));
     assert_eq!((o.mem, o.memory), (None, Some(vec![9, 2])));
 
-    let bad = Program::Ebpf(EbpfProgram {
-        insns: vec![Insn::new(0x95, 1, 0, 0, 0)],
-    });
+    let bad = Program::Ebpf(EbpfProgram::new(vec![Insn::new(0x95, 1, 0, 0, 0)]));
     match e.load(&bad) {
         Err(LoadError::Rejected { rule, .. }) => assert_eq!(rule.as_deref(), Some("unused_field")),
         other => panic!("expected a rejection, got {:?}", other.err()),

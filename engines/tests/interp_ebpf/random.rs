@@ -80,11 +80,9 @@ fn random_programs_never_panic() {
             let r = Interpreter::new(&insns).with_step_limit(4096).run(&mem);
             if n % 16 == 0 {
                 // Through the engine too (validator first; most random programs are rejected).
-                let p = Program::Ebpf(EbpfProgram {
-                    insns: insns.clone(),
-                });
+                let p = Program::Ebpf(EbpfProgram::new(insns.clone()));
                 if let Ok(mut l) = engine.load(&p) {
-                    let _ = l.run(&Input::Ebpf(EbpfInput { mem: mem.clone() }));
+                    let _ = l.run(&Input::Ebpf(EbpfInput::new(mem.clone())));
                 }
             }
             r
