@@ -2,7 +2,9 @@
 
 use super::{parse_hex, CaseError};
 use crate::ebpf::data::DataTest;
+use crate::ebpf::maps::{MapContents, MapDef, MapKind};
 use crate::ebpf::Insn;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -16,6 +18,9 @@ pub enum EbpfExpected {
         r0: Option<u64>,
         /// Expected memory buffer after the run.
         memory: Option<Vec<u8>>,
+        /// Expected contents of maps after the run, by map index (maps not listed are not
+        /// compared). Array maps compare their non-zero entries.
+        maps: BTreeMap<usize, MapContents>,
     },
     /// Our structural validator (RFC 9669 rules) rejects it; `rule` names the rule if stated.
     Reject {
@@ -44,6 +49,12 @@ pub struct EbpfCase {
     pub program: Vec<Insn>,
     /// The memory buffer (R1 points to it, R2 holds its length).
     pub mem: Vec<u8>,
+    /// Maps the program uses (by index in `lddw`).
+    pub maps: Vec<MapDef>,
+    /// Initial contents of each map (same order as `maps`).
+    pub map_init: Vec<MapContents>,
+    /// Tail-call target programs (prog_array values index this list).
+    pub progs: Vec<Vec<Insn>>,
     /// The expectation.
     pub expect: EbpfExpected,
     /// Engines that must skip it, with the reason.
@@ -68,6 +79,7 @@ impl EbpfCase {
             (Some(r), None) => EbpfExpected::Accept {
                 r0: Some(r),
                 memory: None,
+                maps: BTreeMap::new(),
             },
             (None, Some(e)) => EbpfExpected::Error(e),
             _ => {
@@ -85,6 +97,9 @@ impl EbpfCase {
             description: t.asm.as_ref().map(|_| "bpf_conformance test".to_string()),
             program: t.program,
             mem: t.mem,
+            maps: vec![],
+            map_init: vec![],
+            progs: vec![],
             expect,
             skip: BTreeMap::new(),
             file,
@@ -124,4 +139,116 @@ pub fn insns_from_rows(rows: &[Vec<i64>]) -> Result<Vec<Insn>, String> {
 /// Parses an optional hex memory field.
 pub(crate) fn hex_field(v: &Option<String>) -> Result<Option<Vec<u8>>, String> {
     v.as_ref().map(|s| parse_hex(s)).transpose()
+}
+
+/// TOML form of a map declaration (`[[case.maps]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMap {
+    name: String,
+    #[serde(rename = "type")]
+    kind: MapKind,
+    #[serde(default)]
+    key_size: Option<u32>,
+    value_size: u32,
+    max_entries: u32,
+    #[serde(default)]
+    flags: u32,
+    #[serde(default)]
+    init: Option<RawContents>,
+}
+
+/// TOML form of map contents: `[["key hex", "value hex"], …]` for keyed maps,
+/// `["value hex", …]` for queue and stack maps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawContents {
+    Keyed(Vec<[String; 2]>),
+    Sequence(Vec<String>),
+}
+
+/// Converts contents for a map of `def`, checking sizes; errors name the map.
+pub(crate) fn contents(def: &MapDef, raw: &RawContents) -> Result<MapContents, String> {
+    let n = &def.name;
+    let value = |v: &str| -> Result<Vec<u8>, String> {
+        let b = parse_hex(v).map_err(|e| format!("map `{n}`: value `{v}`: {e}"))?;
+        if b.len() != def.value_size as usize {
+            return Err(format!(
+                "map `{n}`: value `{v}` has {} bytes, value_size is {}",
+                b.len(),
+                def.value_size
+            ));
+        }
+        Ok(b)
+    };
+    match (def.kind.is_sequence(), raw) {
+        (true, RawContents::Sequence(vs)) => Ok(MapContents::Sequence(
+            vs.iter().map(|v| value(v)).collect::<Result<_, _>>()?,
+        )),
+        (true, RawContents::Keyed(k)) if k.is_empty() => Ok(MapContents::Sequence(vec![])),
+        (false, RawContents::Keyed(kvs)) => {
+            let mut m = BTreeMap::new();
+            for [k, v] in kvs {
+                let kb = parse_hex(k).map_err(|e| format!("map `{n}`: key `{k}`: {e}"))?;
+                if kb.len() != def.key_size as usize {
+                    return Err(format!(
+                        "map `{n}`: key `{k}` has {} bytes, key_size is {}",
+                        kb.len(),
+                        def.key_size
+                    ));
+                }
+                if m.insert(kb, value(v)?).is_some() {
+                    return Err(format!("map `{n}`: key `{k}` given twice"));
+                }
+            }
+            Ok(MapContents::Keyed(m))
+        }
+        (false, RawContents::Sequence(s)) if s.is_empty() => Ok(MapContents::Keyed(BTreeMap::new())),
+        (true, _) => Err(format!("map `{n}`: queue/stack contents are [\"value\", …]")),
+        (false, _) => Err(format!("map `{n}`: contents are [[\"key\", \"value\"], …]")),
+    }
+}
+
+/// Converts declared maps: definitions and initial contents.
+pub(crate) fn maps_from_raw(raw: &[RawMap]) -> Result<(Vec<MapDef>, Vec<MapContents>), String> {
+    let mut defs = Vec::new();
+    let mut init = Vec::new();
+    for r in raw {
+        if defs.iter().any(|d: &MapDef| d.name == r.name) {
+            return Err(format!("map `{}` declared twice", r.name));
+        }
+        let key_size = r.key_size.unwrap_or(match r.kind {
+            MapKind::Queue | MapKind::Stack => 0,
+            _ => 4,
+        });
+        let def = MapDef {
+            name: r.name.clone(),
+            kind: r.kind,
+            key_size,
+            value_size: r.value_size,
+            max_entries: r.max_entries,
+            flags: r.flags,
+        };
+        def.validate()?;
+        let c = match &r.init {
+            Some(c) => contents(&def, c)?,
+            None if def.kind.is_sequence() => MapContents::Sequence(vec![]),
+            None => MapContents::Keyed(BTreeMap::new()),
+        };
+        if let MapContents::Keyed(m) = &c {
+            if m.len() > def.max_entries as usize {
+                return Err(format!("map `{}`: more entries than max_entries", def.name));
+            }
+        }
+        defs.push(def);
+        init.push(c);
+    }
+    Ok((defs, init))
+}
+
+/// TOML form of a tail-call target (`[[case.progs]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProg {
+    pub(crate) asm: String,
 }

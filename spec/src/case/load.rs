@@ -1,7 +1,10 @@
 //! Loading case files: TOML → validated [`Case`]s, with errors that name file, case and field.
 
 use super::ctx::CtxSpec;
-use super::ebpf::{hex_field, insns_from_rows, EbpfCase, EbpfExpected};
+use super::ebpf::{
+    contents, hex_field, insns_from_rows, maps_from_raw, EbpfCase, EbpfExpected, RawContents,
+    RawMap, RawProg,
+};
 use super::{parse_hex, Case, CaseError, Expected};
 use crate::cbpf::{asm, formats, Insn};
 use crate::Dialect;
@@ -37,6 +40,10 @@ struct RawCase {
     #[serde(default)]
     mem: Option<String>,
     #[serde(default)]
+    maps: Vec<RawMap>,
+    #[serde(default)]
+    progs: Vec<RawProg>,
+    #[serde(default)]
     ddd: Option<String>,
     #[serde(default)]
     packet: Option<String>,
@@ -64,6 +71,8 @@ struct RawExpect {
     memory: Option<String>,
     #[serde(default)]
     fault: Option<bool>,
+    #[serde(default)]
+    maps: Option<BTreeMap<String, RawContents>>,
     #[serde(default)]
     linux: Option<Box<RawExpect>>,
     #[serde(default)]
@@ -262,15 +271,15 @@ fn build_case(
     if rc.dialects.is_empty() {
         return Err(("dialects", "at least one dialect is required".into(), None));
     }
-    if rc.mem.is_some() {
+    if rc.mem.is_some() || !rc.maps.is_empty() || !rc.progs.is_empty() {
         return Err((
             "mem",
-            "is for eBPF cases (`isa = \"ebpf\"`); classic cases use `packet`".into(),
+            "`mem`, `maps` and `progs` are for eBPF cases (`isa = \"ebpf\"`); classic cases use `packet`".into(),
             None,
         ));
     }
     let e = &rc.expect;
-    if e.r0.is_some() || e.memory.is_some() || e.fault.is_some() {
+    if e.r0.is_some() || e.memory.is_some() || e.fault.is_some() || e.maps.is_some() {
         return Err((
             "expect",
             "`r0`, `memory` and `fault` are for eBPF cases; classic cases use `ret`".into(),
@@ -477,6 +486,22 @@ fn build_ebpf(
         ));
     }
     let memory = hex_field(&e.memory).map_err(|m| ("expect.memory", m, None))?;
+    let (maps, map_init) = maps_from_raw(&rc.maps).map_err(|m| ("maps", m, None))?;
+    let mut progs = Vec::new();
+    for (i, p) in rc.progs.iter().enumerate() {
+        progs.push(
+            crate::ebpf::asm::assemble(&p.asm)
+                .map_err(|e| ("progs", format!("progs[{i}]: {e}"), None))?,
+        );
+    }
+    let mut expect_maps = BTreeMap::new();
+    for (name, raw) in e.maps.iter().flatten() {
+        let Some(idx) = maps.iter().position(|d| &d.name == name) else {
+            return Err(("expect.maps", format!("no map named `{name}`"), None));
+        };
+        let c = contents(&maps[idx], raw).map_err(|m| ("expect.maps", m, None))?;
+        expect_maps.insert(idx, c);
+    }
     let rejected = match &e.rejected {
         None | Some(RawRejected::Flag(false)) => None,
         Some(RawRejected::Flag(true)) => Some(None),
@@ -484,27 +509,34 @@ fn build_ebpf(
     };
     let fault = e.fault.unwrap_or(false);
     let any = e.any_ret.unwrap_or(false);
-    let expect =
-        match (rejected, fault, e.r0, any) {
-            (Some(rule), false, None, false) if memory.is_none() => EbpfExpected::Reject { rule },
-            (None, true, None, false) if memory.is_none() => EbpfExpected::Fault,
-            (None, false, r0, any) if r0.is_some() || any || memory.is_some() => {
-                if r0.is_some() && any {
-                    return Err((
-                        "expect",
-                        "`r0` and `any_ret` exclude each other".into(),
-                        None,
-                    ));
-                }
-                EbpfExpected::Accept { r0, memory }
+    let expect = match (rejected, fault, e.r0, any) {
+        (Some(rule), false, None, false) if memory.is_none() && expect_maps.is_empty() => {
+            EbpfExpected::Reject { rule }
+        }
+        (None, true, None, false) if memory.is_none() && expect_maps.is_empty() => {
+            EbpfExpected::Fault
+        }
+        (None, false, r0, any)
+            if r0.is_some() || any || memory.is_some() || !expect_maps.is_empty() =>
+        {
+            if r0.is_some() && any {
+                return Err(("expect", "`r0` and `any_ret` exclude each other".into(), None));
             }
-            _ => return Err((
+            EbpfExpected::Accept {
+                r0,
+                memory,
+                maps: expect_maps,
+            }
+        }
+        _ => {
+            return Err((
                 "expect",
-                "needs exactly one of `r0` (with optional `memory`), `fault = true` or `rejected`"
+                "needs exactly one of `r0` (with optional `memory`, `maps`), `fault = true` or `rejected`"
                     .into(),
                 None,
-            )),
-        };
+            ))
+        }
+    };
     Ok(EbpfCase {
         name: name.to_string(),
         file: path.to_path_buf(),
@@ -512,6 +544,9 @@ fn build_ebpf(
         description: rc.description,
         program,
         mem,
+        maps,
+        map_init,
+        progs,
         expect,
         skip: rc.skip,
     })
