@@ -3,6 +3,7 @@
 
 use bpfconf_engines::{LoadError, Observed, Outcome};
 use bpfconf_spec::case::{EbpfExpected, Expected};
+use bpfconf_spec::ebpf::maps::{first_difference, MapContents};
 use std::fmt;
 
 /// What an engine produced for one case.
@@ -162,6 +163,19 @@ pub fn compare_unit(
     }
 }
 
+/// Array maps always hold every index; an all-zero value is the same as an unlisted one.
+fn normalize(c: &MapContents) -> MapContents {
+    match c {
+        MapContents::Keyed(m) => MapContents::Keyed(
+            m.iter()
+                .filter(|(_, v)| v.iter().any(|b| *b != 0))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 fn hex_or_none(m: &Option<Vec<u8>>) -> String {
     m.as_ref()
         .map_or("unobserved".into(), |m| bpfconf_spec::case::to_hex(m))
@@ -185,7 +199,7 @@ pub fn compare_ebpf(expected: &EbpfExpected, actual: &Actual) -> Result<(), Mism
         Actual::Fault(f) => format!("fault: {f}"),
     };
     match (expected, actual) {
-        (EbpfExpected::Accept { r0, memory }, Actual::Ran(o)) => {
+        (EbpfExpected::Accept { r0, memory, maps }, Actual::Ran(o)) => {
             if let Some(want) = r0 {
                 if o.ret != Observed::Exact(*want) {
                     return mismatch("r0", format!("{want:#x}"), render_observed(&o.ret));
@@ -203,6 +217,15 @@ pub fn compare_ebpf(expected: &EbpfExpected, actual: &Actual) -> Result<(), Mism
                         bpfconf_spec::case::to_hex(want),
                         hex_or_none(&Some(got.clone())),
                     );
+                }
+            }
+            if let (false, Some(got_maps)) = (maps.is_empty(), &o.maps) {
+                for (idx, want) in maps {
+                    let got = got_maps.get(*idx).cloned().unwrap_or_default();
+                    let (w, g) = (normalize(want), normalize(&got));
+                    if let Some((at, e, a)) = first_difference(&w, &g) {
+                        return mismatch(&format!("map {idx} {at}"), e, a);
+                    }
                 }
             }
             Ok(())
@@ -315,6 +338,7 @@ mod ebpf_tests {
             ret: Observed::Exact(r0),
             mem: None,
             memory,
+            maps: None,
         })
     }
 
@@ -323,6 +347,7 @@ mod ebpf_tests {
         let e = EbpfExpected::Accept {
             r0: Some(u64::MAX),
             memory: Some(vec![1, 2, 3]),
+            maps: Default::default(),
         };
         assert!(compare_ebpf(&e, &ran(u64::MAX, Some(vec![1, 2, 3]))).is_ok());
         assert!(compare_ebpf(&e, &ran(u64::MAX, None)).is_ok());
@@ -356,6 +381,7 @@ mod ebpf_tests {
         let accept = EbpfExpected::Accept {
             r0: Some(1),
             memory: None,
+            maps: Default::default(),
         };
         assert_eq!(compare_ebpf(&accept, &fault).unwrap_err().field, "load");
     }

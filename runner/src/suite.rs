@@ -282,8 +282,15 @@ impl<'a> Unit<'a> {
             file: &case.file,
             line: case.line,
             variant: "ebpf".into(),
-            program: Program::Ebpf(EbpfProgram::new(case.program.clone())),
-            input: Input::Ebpf(EbpfInput::new(case.mem.clone())),
+            program: Program::Ebpf(EbpfProgram {
+                insns: case.program.clone(),
+                maps: case.maps.clone(),
+                progs: case.progs.clone(),
+            }),
+            input: Input::Ebpf(EbpfInput {
+                mem: case.mem.clone(),
+                maps: case.map_init.clone(),
+            }),
             expect: UnitExpect::Ebpf(case.expect.clone()),
             skip: &case.skip,
             selected_out: sel.ebpf_skip(&case.program),
