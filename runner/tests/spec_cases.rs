@@ -4,7 +4,7 @@
 mod common;
 
 use bpfconf_runner::report;
-use bpfconf_runner::suite::{run_suite, Selection, Verdict};
+use bpfconf_runner::suite::{run_units, units, Selection, Verdict};
 use bpfconf_spec::case::load_file;
 use rstest::rstest;
 use std::path::PathBuf;
@@ -21,8 +21,15 @@ fn run_file(path: &std::path::Path, engines: Vec<Box<dyn bpfconf_engines::Engine
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert!(!loaded.cases.is_empty(), "{} has no cases", path.display());
-    let rep = run_suite(&loaded.cases, &engines, &Selection::default());
+    assert!(
+        !loaded.cases.is_empty() || !loaded.ebpf.is_empty(),
+        "{} has no cases",
+        path.display()
+    );
+    let rep = run_units(
+        &units(&loaded.cases, &loaded.ebpf, &Selection::default()),
+        &engines,
+    );
     let text = report::human(&rep, false);
     eprintln!("{text}");
     assert!(rep.success(), "{}:\n{text}", path.display());
@@ -33,10 +40,10 @@ fn interp(#[files("../spec/cases/**/*.toml")] path: PathBuf) {
     let e = bpfconf_engines::engine_by_name("interp").unwrap();
     run_file(&path, vec![e]);
     // The interpreter models every dialect and every context: it must never skip.
-    let rep = run_suite(
-        &load_file(&path).cases,
+    let loaded = load_file(&path);
+    let rep = run_units(
+        &units(&loaded.cases, &loaded.ebpf, &Selection::default()),
         &[bpfconf_engines::engine_by_name("interp").unwrap()],
-        &Selection::default(),
     );
     for r in &rep.results {
         assert!(

@@ -67,7 +67,7 @@ fn ebpf_unsupported(p: &EbpfProgram) -> Option<String> {
     p.insns
         .iter()
         .zip(starts)
-        .position(|(i, start)| start && i.is_lddw() && i.src != 0)
+        .position(|(i, start)| start && i.is_lddw() && (1..=6).contains(&i.src))
         .map(|pc| {
             format!(
                 "insn {pc}: `lddw` with src {} (map/BTF reference): maps are not supported yet",

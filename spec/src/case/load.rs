@@ -66,7 +66,7 @@ struct RawExpect {
     #[serde(default)]
     rejected: Option<RawRejected>,
     #[serde(default)]
-    r0: Option<u64>,
+    r0: Option<RawU64>,
     #[serde(default)]
     memory: Option<String>,
     #[serde(default)]
@@ -79,6 +79,31 @@ struct RawExpect {
     bsd: Option<Box<RawExpect>>,
     #[serde(default)]
     netbsd: Option<Box<RawExpect>>,
+}
+
+/// A 64-bit value in TOML, whose integers stop at 2^63 - 1: a non-negative integer, a negative
+/// one (its two's-complement bit pattern), or a string in decimal or `0x` hex.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawU64 {
+    Int(i64),
+    Text(String),
+}
+
+impl RawU64 {
+    fn value(&self) -> Result<u64, String> {
+        match self {
+            RawU64::Int(i) => Ok(*i as u64),
+            RawU64::Text(t) => {
+                let t = t.trim().replace('_', "");
+                let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                    Some(h) => u64::from_str_radix(h, 16),
+                    None => t.parse::<u64>(),
+                };
+                r.map_err(|_| format!("`{t}` is not a 64-bit value"))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -509,7 +534,13 @@ fn build_ebpf(
     };
     let fault = e.fault.unwrap_or(false);
     let any = e.any_ret.unwrap_or(false);
-    let expect = match (rejected, fault, e.r0, any) {
+    let r0 = e
+        .r0
+        .as_ref()
+        .map(RawU64::value)
+        .transpose()
+        .map_err(|m| ("expect.r0", m, None))?;
+    let expect = match (rejected, fault, r0, any) {
         (Some(rule), false, None, false) if memory.is_none() && expect_maps.is_empty() => {
             EbpfExpected::Reject { rule }
         }

@@ -183,3 +183,86 @@ expect = { ret = 0 }
     assert_eq!(&spec.clone().into_ctx().unwrap(), ctx);
     assert_eq!(CtxSpec::from(&Ctx::default()), CtxSpec::default());
 }
+
+#[test]
+fn ebpf_r0_takes_full_64_bit_values() {
+    for (r0, want) in [
+        ("r0 = -1", u64::MAX),
+        ("r0 = \"0xffffffffffffffff\"", u64::MAX),
+        ("r0 = \"18446744073709551615\"", u64::MAX),
+        ("r0 = 0x7fffffffffffffff", i64::MAX as u64),
+        ("r0 = \"0x8000_0000_0000_0000\"", 1 << 63),
+    ] {
+        let text = format!(
+            "[[case]]\nname = \"a\"\nisa = \"ebpf\"\nasm = \"mov %r0, -1\\nexit\"\nexpect = {{ {r0} }}\n"
+        );
+        let r = load(&text);
+        assert!(r.errors.is_empty(), "{r0}: {:?}", r.errors);
+        match &r.ebpf[0].expect {
+            EbpfExpected::Accept { r0: Some(v), .. } => assert_eq!(*v, want, "{r0}"),
+            other => panic!("{r0}: {other:?}"),
+        }
+    }
+    let r = load("[[case]]\nname = \"a\"\nisa = \"ebpf\"\nasm = \"exit\"\nexpect = { r0 = \"0xg\" }\n");
+    assert!(r.errors[0].to_string().contains("expect.r0"), "{:?}", r.errors);
+}
+
+#[test]
+fn ebpf_maps_schema() {
+    let r = load(
+        r#"
+[[case]]
+name = "m"
+isa = "ebpf"
+asm = "mov %r0, 0\nexit"
+[[case.maps]]
+name = "h"
+type = "hash"
+key_size = 4
+value_size = 8
+max_entries = 4
+init = [["01000000", "0200000000000000"]]
+[[case.maps]]
+name = "q"
+type = "queue"
+value_size = 4
+max_entries = 2
+init = ["01000000"]
+[[case.progs]]
+asm = "mov %r0, 7\nexit"
+[case.expect]
+r0 = 0
+maps.h = [["01000000", "0300000000000000"]]
+maps.q = []
+"#,
+    );
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let c = &r.ebpf[0];
+    assert_eq!(c.maps.len(), 2);
+    assert_eq!(c.maps[1].key_size, 0);
+    assert_eq!(c.progs.len(), 1);
+    use crate::ebpf::maps::MapContents;
+    assert_eq!(
+        c.map_init[1],
+        MapContents::Sequence(vec![vec![1, 0, 0, 0]])
+    );
+    let EbpfExpected::Accept { maps, .. } = &c.expect else {
+        panic!()
+    };
+    assert_eq!(maps[&1], MapContents::Sequence(vec![]));
+    for (bad, needle) in [
+        ("init = [[\"01\", \"0200000000000000\"]]", "key_size"),
+        ("init = [[\"01000000\", \"02\"]]", "value_size"),
+        ("init = [\"0200000000000000\"]", "contents are"),
+    ] {
+        let text = format!(
+            "[[case]]\nname = \"m\"\nisa = \"ebpf\"\nasm = \"exit\"\n[[case.maps]]\nname = \"h\"\ntype = \"hash\"\nkey_size = 4\nvalue_size = 8\nmax_entries = 4\n{bad}\n[case.expect]\nr0 = 0\n"
+        );
+        let r = load(&text);
+        assert!(
+            r.errors.iter().any(|e| e.to_string().contains(needle)),
+            "{bad}: {:?}",
+            r.errors
+        );
+    }
+}
