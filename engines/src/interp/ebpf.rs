@@ -7,14 +7,15 @@
 //!   bpf_conformance plugin passes a null pointer and length 0 then); R10 = the frame pointer,
 //!   one past the end of a zeroed 512-byte stack frame; every other register is 0.
 //! - Memory is a table of regions at fake base addresses ([`memory`]): the buffer, one region
-//!   per live stack frame, later map values. Every load, store and atomic must lie wholly inside
+//!   per live stack frame, map values. Every load, store and atomic must lie wholly inside
 //!   one region, else the run ends with [`RunError::Fault`]`("out-of-bounds load of 8 bytes at
 //!   0x… (insn N)")`. Nothing real is dereferenced, so no program can cause undefined behaviour
 //!   or a panic.
 //! - Faults are also: executing a slot no ISA row describes (unknown opcode or selector),
 //!   a register field above 10 or a write to R10, a jump or call outside the program or into the
-//!   second slot of an `lddw`, running past the last slot, `lddw` with a map/BTF `src`
-//!   ("maps not supported yet"), a call to a helper the [`Helpers`] table lacks, a kfunc call,
+//!   second slot of an `lddw`, running past the last slot, an `lddw` map reference the program's
+//!   maps cannot satisfy, `lddw` with `src` 3–6 (variables, code, fd_array indices), a call to a
+//!   helper the [`Helpers`] table lacks or whose arguments are bad (see [`maps`]), a kfunc call,
 //!   more than [`MAX_CALL_FRAMES`] frames, and more than the step limit ([`STEP_LIMIT`] by
 //!   default; loops are legal, so the limit is what bounds a run). Unused instruction fields
 //!   are ignored at run time (the validator rejects them at load).
@@ -31,6 +32,16 @@
 //!   verifier, the frames' combined size is not limited to 512 bytes.
 //! - `exit` in the main program ends the run with R0.
 //!
+//! # Maps and tail calls
+//!
+//! [`Interpreter::for_program`] takes a whole [`EbpfProgram`]: its maps, created afresh for every
+//! run and filled from [`EbpfInput::maps`], and its tail-call targets. `lddw_map_fd` (`src` 1)
+//! loads a map handle, `lddw_map_value` (`src` 2) a pointer into element 0 of a one-element
+//! array; the map helpers, their return codes and value lifetimes are described in [`maps`],
+//! `tail_call` and the helper tables in [`helpers`]. A successful tail call replaces the running
+//! function by the target program: fault messages then name the slot as `progs[i] insn N`. After
+//! the run, [`EbpfResult::maps`] holds every map's canonical snapshot.
+//!
 //! # Legacy packet loads (`LD ABS/IND`, group `packet`)
 //!
 //! The packet is the memory buffer (the kernel's implicit skb in R6 has no counterpart here;
@@ -45,13 +56,18 @@
 pub mod alu;
 mod exec;
 pub mod helpers;
+pub mod maps;
 pub mod memory;
 
-pub use helpers::{Helper, HelperCtx, HelperFn, HelperReturn, Helpers};
-pub use memory::{Memory, Region, RegionKind, MAP_BASE, MEM_BASE, STACK_BASE, STACK_STRIDE};
+pub use helpers::{Helper, HelperCtx, HelperFn, HelperReturn, HelperState, Helpers};
+pub use maps::Maps;
+pub use memory::{
+    Memory, Region, RegionKind, MAP_BASE, MAP_WINDOW, MEM_BASE, STACK_BASE, STACK_STRIDE,
+};
 
-use crate::RunError;
+use crate::{EbpfInput, EbpfProgram, LoadError, RunError};
 use bpfconf_spec::ebpf::isa::{classify_insn, slot_starts, IsaRow, Use};
+use bpfconf_spec::ebpf::maps::{MapContents, MapDef};
 use bpfconf_spec::ebpf::Insn;
 
 /// Default maximum number of instructions executed in one run.
@@ -68,16 +84,41 @@ pub struct EbpfResult {
     pub ret: u64,
     /// The memory buffer after the run.
     pub mem: Vec<u8>,
+    /// Every map's contents after the run, by index (empty without maps).
+    pub maps: Vec<MapContents>,
 }
 
-/// A program prepared for running: slots decoded once, a helper table and a step limit.
+/// One program's slots, decoded once.
 #[derive(Debug, Clone)]
-pub struct Interpreter {
+struct Code {
     insns: Vec<Insn>,
     /// Per slot: its ISA row, or the fault message for executing it.
     slots: Vec<Result<&'static IsaRow, String>>,
+}
+
+impl Code {
+    fn new(insns: &[Insn]) -> Self {
+        let starts = slot_starts(insns);
+        let slots = (0..insns.len())
+            .map(|pc| decode(insns, pc, starts[pc]))
+            .collect();
+        Code {
+            insns: insns.to_vec(),
+            slots,
+        }
+    }
+}
+
+/// A program prepared for running: slots decoded once, maps, tail-call targets, a helper table,
+/// a step limit and a random seed.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    /// `code[0]`: the main program; `code[1 + i]`: tail-call target `progs[i]`.
+    code: Vec<Code>,
+    maps: Vec<MapDef>,
     helpers: Helpers,
     step_limit: u64,
+    seed: u64,
 }
 
 /// Decodes one slot: its row, or why executing it faults.
@@ -111,19 +152,33 @@ fn decode(prog: &[Insn], pc: usize, start: bool) -> Result<&'static IsaRow, Stri
 }
 
 impl Interpreter {
-    /// Prepares a program with the bpf_conformance helpers and the default step limit. Any slot
-    /// sequence is accepted; problems surface as faults when the bad slot is executed.
+    /// Prepares a program without maps, with the bpf_conformance helpers and the default step
+    /// limit. Any slot sequence is accepted; problems surface as faults when the bad slot is
+    /// executed.
     pub fn new(insns: &[Insn]) -> Self {
-        let starts = slot_starts(insns);
-        let slots = (0..insns.len())
-            .map(|pc| decode(insns, pc, starts[pc]))
-            .collect();
         Interpreter {
-            insns: insns.to_vec(),
-            slots,
+            code: vec![Code::new(insns)],
+            maps: Vec::new(),
             helpers: Helpers::bpf_conformance(),
             step_limit: STEP_LIMIT,
+            seed: helpers::DEFAULT_SEED,
         }
+    }
+
+    /// Prepares a whole program: its maps and tail-call targets, after the load-time map checks
+    /// of [`maps::check_program`], with the helper table [`Helpers::for_program`] chooses. (The
+    /// structural validation of the instructions is the engine's business.)
+    pub fn for_program(p: &EbpfProgram) -> Result<Self, LoadError> {
+        maps::check_program(p)?;
+        let mut code = vec![Code::new(&p.insns)];
+        code.extend(p.progs.iter().map(|t| Code::new(t)));
+        Ok(Interpreter {
+            code,
+            maps: p.maps.clone(),
+            helpers: Helpers::for_program(p),
+            step_limit: STEP_LIMIT,
+            seed: helpers::DEFAULT_SEED,
+        })
     }
 
     /// Replaces the helper table.
@@ -138,14 +193,40 @@ impl Interpreter {
         self
     }
 
+    /// Replaces the seed of `get_prandom_u32`'s generator.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
     /// The helper table.
     pub fn helpers(&self) -> &Helpers {
         &self.helpers
     }
 
-    /// Runs the program on a copy of `mem`.
+    /// The map definitions.
+    pub fn maps(&self) -> &[MapDef] {
+        &self.maps
+    }
+
+    /// Runs the program on a copy of `mem`, its maps empty (arrays zero-filled).
     pub fn run(&self, mem: &[u8]) -> Result<EbpfResult, RunError> {
+        self.run_with_maps(mem, &[])
+    }
+
+    /// Runs the program on an input: memory and initial map contents.
+    pub fn run_input(&self, input: &EbpfInput) -> Result<EbpfResult, RunError> {
+        self.run_with_maps(&input.mem, &input.maps)
+    }
+
+    /// Runs the program on a copy of `mem` with maps filled from `init` (by index; missing or
+    /// `Unknown` = empty). Initial contents that do not fit a map (wrong sizes, too many
+    /// entries, an index out of range, a prog_array value naming no target, a sequence for a
+    /// keyed map or the reverse) are an engine error naming the map and key.
+    pub fn run_with_maps(&self, mem: &[u8], init: &[MapContents]) -> Result<EbpfResult, RunError> {
         let mut memory = Memory::with_mem(mem);
+        let maps = Maps::new(&self.maps, self.code.len() - 1, init, &mut memory)
+            .map_err(RunError::Engine)?;
         memory
             .push_frame(0)
             .map_err(|e| RunError::Engine(format!("cannot set up the stack: {e}")))?;
@@ -157,8 +238,11 @@ impl Interpreter {
         regs[10] = memory::frame_pointer(0);
         let mut m = Machine {
             prog: self,
+            cur: 0,
             regs,
             memory,
+            maps,
+            state: HelperState::new(self.seed),
             frames: Vec::new(),
         };
         let mut pc = 0;
@@ -166,20 +250,23 @@ impl Interpreter {
         loop {
             if steps >= self.step_limit {
                 return Err(RunError::Fault(format!(
-                    "step limit of {} instructions exceeded (insn {pc})",
-                    self.step_limit
+                    "step limit of {} instructions exceeded ({})",
+                    self.step_limit,
+                    m.where_(pc)
                 )));
             }
             steps += 1;
             match m.step(pc) {
                 Ok(Flow::Next(next)) => pc = next,
                 Ok(Flow::Exit(ret)) => {
+                    let maps = m.maps.snapshot(&m.memory);
                     return Ok(EbpfResult {
                         ret,
                         mem: m.memory.into_mem(),
-                    })
+                        maps,
+                    });
                 }
-                Err(e) => return Err(RunError::Fault(format!("{e} (insn {pc})"))),
+                Err(e) => return Err(RunError::Fault(format!("{e} ({})", m.where_(pc)))),
             }
         }
     }
@@ -194,6 +281,8 @@ pub fn run(insns: &[Insn], mem: &[u8]) -> Result<EbpfResult, RunError> {
 /// A caller's state saved by `call local`.
 #[derive(Debug, Clone, Copy)]
 struct Frame {
+    /// The caller's program (0 = main, 1 + i = `progs[i]`).
+    code: usize,
     /// Where the caller resumes.
     ret_pc: usize,
     /// The caller's R6–R9.
@@ -203,7 +292,7 @@ struct Frame {
 /// What to do after an instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
-    /// Continue at this slot.
+    /// Continue at this slot (of the current program).
     Next(usize),
     /// The program ended with this R0.
     Exit(u64),
@@ -212,16 +301,34 @@ enum Flow {
 /// The state of one run.
 struct Machine<'p> {
     prog: &'p Interpreter,
+    /// The running program: 0 = main, 1 + i = `progs[i]`.
+    cur: usize,
     regs: [u64; 11],
     memory: Memory,
+    maps: Maps,
+    state: HelperState,
     /// The callers of the running function (empty in the main program).
     frames: Vec<Frame>,
 }
 
-impl Machine<'_> {
+impl<'p> Machine<'p> {
+    /// The running program's code.
+    fn code(&self) -> &'p Code {
+        let prog: &'p Interpreter = self.prog;
+        &prog.code[self.cur]
+    }
+
+    /// Names slot `pc` of the running program for messages.
+    fn where_(&self, pc: usize) -> String {
+        match self.cur {
+            0 => format!("insn {pc}"),
+            n => format!("progs[{}] insn {pc}", n - 1),
+        }
+    }
+
     /// The slot `disp` slots after `pc + 1`, if it is inside the program.
     fn target(&self, pc: usize, disp: i64) -> Result<usize, String> {
-        let len = self.prog.insns.len();
+        let len = self.code().insns.len();
         let t = pc as i64 + 1 + disp;
         if t < 0 || t >= len as i64 {
             return Err(format!("jump to slot {t}, outside the program (0..{len})"));
@@ -240,6 +347,7 @@ impl Machine<'_> {
         self.memory.push_frame(depth)?;
         let r = &self.regs;
         self.frames.push(Frame {
+            code: self.cur,
             ret_pc: pc + 1,
             saved: [r[6], r[7], r[8], r[9]],
         });
@@ -255,10 +363,28 @@ impl Machine<'_> {
                 self.memory.pop_frame(depth + 1);
                 self.regs[6..10].copy_from_slice(&f.saved);
                 self.regs[10] = memory::frame_pointer(depth);
+                self.cur = f.code;
                 Flow::Next(f.ret_pc)
             }
             None => Flow::Exit(self.regs[0]),
         }
+    }
+
+    /// A successful tail call: the running function becomes `progs[target]`, in a fresh frame
+    /// at the same depth.
+    fn tail_call(&mut self, target: usize) -> Result<Flow, String> {
+        if target + 1 >= self.prog.code.len() {
+            return Err(format!(
+                "tail call to progs[{target}], but there are {} targets",
+                self.prog.code.len() - 1
+            ));
+        }
+        let depth = self.frames.len();
+        self.memory.pop_frame(depth);
+        self.memory.push_frame(depth)?;
+        self.regs[10] = memory::frame_pointer(depth);
+        self.cur = target + 1;
+        Ok(Flow::Next(0))
     }
 
     /// Calls helper `id` with R1–R5.
@@ -268,26 +394,30 @@ impl Machine<'_> {
         args.copy_from_slice(&self.regs[1..6]);
         let mut ctx = HelperCtx {
             memory: &mut self.memory,
+            maps: &mut self.maps,
+            state: &mut self.state,
         };
         match prog.helpers.call(id, &mut ctx, args)? {
             HelperReturn::Value(v) => {
                 self.regs[0] = v;
                 Ok(Flow::Next(pc + 1))
             }
+            HelperReturn::Void => Ok(Flow::Next(pc + 1)),
             HelperReturn::Exit(v) => Ok(Flow::Exit(v)),
+            HelperReturn::TailCall(target) => self.tail_call(target),
         }
     }
 
     /// Executes the slot at `pc`.
     fn step(&mut self, pc: usize) -> Result<Flow, String> {
-        let prog = self.prog;
-        let Some(slot) = prog.slots.get(pc) else {
+        let code = self.code();
+        let Some(slot) = code.slots.get(pc) else {
             return Err(format!(
                 "ran past the end of the program ({} slots)",
-                prog.insns.len()
+                code.insns.len()
             ));
         };
         let row = slot.as_ref().map_err(Clone::clone)?;
-        self.execute(row, prog.insns[pc], pc)
+        self.execute(row, code.insns[pc], pc)
     }
 }

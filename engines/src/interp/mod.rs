@@ -38,8 +38,12 @@ impl Loaded for LoadedClassic {
     }
 }
 
-/// A validated eBPF program. Runs use [`ebpf::Interpreter`]'s defaults: the bpf_conformance
-/// helper environment ([`ebpf::Helpers::bpf_conformance`]) and [`ebpf::STEP_LIMIT`].
+/// A validated eBPF program with its maps and tail-call targets. Runs use
+/// [`ebpf::Interpreter::for_program`]'s environment: the helper table
+/// [`ebpf::Helpers::for_program`] chooses (the kernel's helpers; id 5 is bpf_conformance's unwind
+/// helper for programs without maps or tail-call targets, `ktime_get_ns` otherwise),
+/// [`ebpf::STEP_LIMIT`], and maps created afresh for every run from the input's initial contents.
+/// Outcomes carry every map's snapshot.
 struct LoadedEbpf {
     interp: ebpf::Interpreter,
 }
@@ -51,29 +55,39 @@ impl Loaded for LoadedEbpf {
                 "an eBPF program needs an eBPF input".into(),
             ));
         };
-        let r = self.interp.run(&inp.mem)?;
+        let r = self.interp.run_input(inp)?;
         Ok(Outcome {
             ret: Observed::Exact(r.ret),
             mem: None,
             memory: Some(r.mem),
-            maps: None,
+            maps: Some(r.maps),
         })
     }
 }
 
-/// Why the eBPF interpreter cannot load `p`, if it cannot: `lddw` with a map/BTF `src`.
+/// Why the eBPF interpreter cannot load `p`, if it cannot: map flags or sizes it does not model,
+/// `lddw` with `src` 3–6.
 fn ebpf_unsupported(p: &EbpfProgram) -> Option<String> {
-    let starts = bpfconf_spec::ebpf::isa::slot_starts(&p.insns);
-    p.insns
-        .iter()
-        .zip(starts)
-        .position(|(i, start)| start && i.is_lddw() && (1..=6).contains(&i.src))
-        .map(|pc| {
-            format!(
-                "insn {pc}: `lddw` with src {} (map/BTF reference): maps are not supported yet",
-                p.insns[pc].src
-            )
-        })
+    match ebpf::maps::check_program(p) {
+        Err(LoadError::Unsupported(why)) => Some(why),
+        _ => None,
+    }
+}
+
+/// Structural validation of the main program and every tail-call target.
+fn validate_ebpf(p: &EbpfProgram) -> Result<(), LoadError> {
+    let programs = std::iter::once(("", &p.insns)).chain(p.progs.iter().map(|t| ("t", t)));
+    for (i, (kind, insns)) in programs.enumerate() {
+        validate(insns).map_err(|r| LoadError::Rejected {
+            rule: Some(r.rule.name().to_string()),
+            reason: if kind.is_empty() {
+                r.to_string()
+            } else {
+                format!("progs[{}]: {r}", i - 1)
+            },
+        })?;
+    }
+    Ok(())
 }
 
 impl Engine for Interp {
@@ -107,15 +121,9 @@ impl Engine for Interp {
         let p = match program {
             Program::Classic(p) => p,
             Program::Ebpf(p) => {
-                validate(&p.insns).map_err(|r| LoadError::Rejected {
-                    rule: Some(r.rule.name().to_string()),
-                    reason: r.to_string(),
-                })?;
-                if let Some(why) = ebpf_unsupported(p) {
-                    return Err(LoadError::Unsupported(why));
-                }
+                validate_ebpf(p)?;
                 return Ok(Box::new(LoadedEbpf {
-                    interp: ebpf::Interpreter::new(&p.insns),
+                    interp: ebpf::Interpreter::for_program(p)?,
                 }));
             }
         };

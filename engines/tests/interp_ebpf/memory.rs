@@ -149,13 +149,18 @@ fn engine_validates_loads_and_reports_outcomes() {
         Err(LoadError::Rejected { rule, .. }) => assert_eq!(rule.as_deref(), Some("unused_field")),
         other => panic!("expected a rejection, got {:?}", other.err()),
     }
+    // A reference to a map the program does not declare is refused at load, like the kernel's
+    // EBADF; `src` 3-6 references are not supported (maps: tests/interp_maps.rs).
     let map = program("lddw_map_fd %r1, 3\nmov %r0, 0\nexit");
-    assert!(e
-        .supports(&map, &input(&[]))
-        .unwrap_err()
-        .contains("maps are not supported"));
+    assert_eq!(e.supports(&map, &input(&[])), Ok(()));
+    match e.load(&map) {
+        Err(LoadError::Rejected { rule, .. }) => assert_eq!(rule.as_deref(), Some("map_reference")),
+        other => panic!("expected a rejection, got {:?}", other.err()),
+    }
+    let var = program("lddw_var_addr %r1, 3\nmov %r0, 0\nexit");
+    assert!(e.supports(&var, &input(&[])).is_err());
     assert!(matches!(
-        e.load(&map).err(),
+        e.load(&var).err(),
         Some(LoadError::Unsupported(_))
     ));
 

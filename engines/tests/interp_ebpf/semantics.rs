@@ -166,16 +166,23 @@ fn jmp32_compares_low_halves_only() {
 }
 
 #[test]
-fn lddw_loads_64_bits_and_map_kinds_fault() {
+fn lddw_loads_64_bits_and_unresolvable_map_references_fault() {
     assert_eq!(
         r0("lddw %r0, 0x1122334455667788\nexit"),
         0x1122_3344_5566_7788
     );
     assert_eq!(r0("lddw %r0, -1\nexit"), u64::MAX);
     assert_eq!(r0("lddw %r0, 0x80000000\nexit"), 0x8000_0000);
+    // A map-less interpreter has no map 3 (maps themselves: tests/interp_maps.rs).
     let prog = asm("lddw_map_fd %r1, 3\nmov %r0, 0\nexit");
     let msg = super::fault_of(&ebpf::Interpreter::new(&prog), &[]);
-    assert!(msg.contains("maps are not supported yet"), "{msg}");
+    assert_eq!(
+        msg,
+        "`lddw_map_fd` names map 3, but the program has 0 maps (insn 0)"
+    );
+    let prog = asm("lddw_var_addr %r1, 3\nmov %r0, 0\nexit");
+    let msg = super::fault_of(&ebpf::Interpreter::new(&prog), &[]);
+    assert!(msg.contains("is not supported"), "{msg}");
 }
 
 /// Runs one atomic on an 8-byte buffer holding `mem`, with `%r2 = src` and `%r0 = r0`, and

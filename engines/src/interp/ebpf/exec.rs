@@ -1,5 +1,5 @@
-//! Execution of one decoded instruction: dispatch on the ISA row's form, memory accesses,
-//! atomics and the legacy packet loads.
+//! Execution of one decoded instruction: dispatch on the ISA row's form, `lddw` (immediates and
+//! map references), memory accesses, atomics and the legacy packet loads.
 
 use super::alu::{self, Swap};
 use super::memory::RegionKind;
@@ -79,19 +79,26 @@ impl Machine<'_> {
                 Ok(next)
             }
             Form::Lddw => {
-                if insn.src != pseudo::IMM64 {
-                    return Err(format!(
-                        "`lddw` with src {} (a map or BTF reference): maps are not supported yet",
-                        insn.src
-                    ));
-                }
-                let hi = self
-                    .prog
+                let next = self
+                    .code()
                     .insns
                     .get(pc + 1)
                     .ok_or_else(|| unsupported(row))?
                     .imm;
-                self.regs[d] = (insn.imm as u32 as u64) | ((hi as u32 as u64) << 32);
+                self.regs[d] = match insn.src {
+                    pseudo::IMM64 => (insn.imm as u32 as u64) | ((next as u32 as u64) << 32),
+                    pseudo::MAP_FD => self.maps.handle_of(insn.imm as u32)?,
+                    pseudo::MAP_VALUE => {
+                        self.maps
+                            .value_pointer(&mut self.memory, insn.imm as u32, next as u32)?
+                    }
+                    src => {
+                        return Err(format!(
+                            "`lddw` with src {src} (a variable, code or fd_array-index \
+                             reference) is not supported"
+                        ))
+                    }
+                };
                 Ok(Flow::Next(pc + 2))
             }
             Form::Ldx => {

@@ -9,18 +9,22 @@
 //! |---|---|---|
 //! | the memory buffer (`mem`) | [`MEM_BASE`] = `0x1_0000_0000` | `mem.len()` |
 //! | stack frame *n* (0 = the main program, *n* = call depth) | [`STACK_BASE`] + *n* × [`STACK_STRIDE`] = `0x2_0000_0000 + n*0x1000` | [`STACK_SIZE`] = 512 |
-//! | reserved for map values | [`MAP_BASE`] = `0x3_0000_0000` and up | — |
+//! | map values: map *i*'s window | [`MAP_BASE`] + *i* × [`MAP_WINDOW`] = `0x3_0000_0000 + i*2^44` | one region per value, see [`super::maps`] |
 //!
 //! A frame's region exists while the frame is live: it is added, zero-filled, when a function is
 //! entered and removed when it returns, so a pointer into a dead frame faults until a new call at
-//! the same depth reuses the addresses (as a real stack would). Map values will be further
-//! [`Region`]s with their own [`RegionKind`], added by the helpers that hand out pointers to them.
+//! the same depth reuses the addresses (as a real stack would). Map values are regions of kind
+//! [`RegionKind::MapValue`], added by the map code when a value first becomes addressable; they
+//! stay for the whole run (see [`super::maps`] for values that leave their map).
 //!
 //! Values are stored little-endian (RFC 9669 leaves byte order to the platform; bpf_conformance
 //! expects little-endian, as on x86-64). Address arithmetic wraps modulo 2^64. Accesses need no
 //! alignment (RFC 9669 states no alignment rule; the kernel's rules are verifier policy).
+//! Regions are kept ordered by base address, so finding the region of an address takes
+//! logarithmic time however many map values a run creates.
 
 use bpfconf_spec::ebpf::STACK_SIZE as SPEC_STACK_SIZE;
+use std::collections::BTreeMap;
 
 /// Base address of the memory buffer (R1 points here when the buffer is not empty).
 pub const MEM_BASE: u64 = 0x1_0000_0000;
@@ -30,8 +34,13 @@ pub const STACK_BASE: u64 = 0x2_0000_0000;
 pub const STACK_STRIDE: u64 = 0x1000;
 /// Size of one stack frame in bytes.
 pub const STACK_SIZE: usize = SPEC_STACK_SIZE;
-/// First address reserved for map values (none exist yet).
+/// First address of the map value windows (map 0's window starts here).
 pub const MAP_BASE: u64 = 0x3_0000_0000;
+/// Size of each map's window of value addresses (2^44 bytes).
+pub const MAP_WINDOW: u64 = 1 << 44;
+/// Most bytes the regions added to one run's address space (stack frames, map values) may hold
+/// together: [`Memory::add`] fails beyond it, so no program can exhaust the host's memory.
+pub const REGION_BYTES_LIMIT: u64 = 1 << 28;
 
 /// What a region holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +49,12 @@ pub enum RegionKind {
     Mem,
     /// The stack frame of the function at this call depth (0 = the main program).
     Stack(usize),
+    /// A value of map `map` (an index into the program's map list), in the map or detached
+    /// from it.
+    MapValue {
+        /// The map's index.
+        map: usize,
+    },
 }
 
 /// A contiguous range of addressable bytes.
@@ -94,52 +109,108 @@ fn out_of_bounds(access: Access, size: usize, addr: u64) -> String {
     )
 }
 
-/// The regions of one run.
+/// The regions of one run, by base address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Memory {
-    regions: Vec<Region>,
+    regions: BTreeMap<u64, Region>,
+    /// Bytes in regions added with [`Memory::add`] and not removed.
+    added: u64,
 }
 
 impl Memory {
     /// An address space holding a writable copy of `mem` at [`MEM_BASE`] (and nothing else).
     pub fn with_mem(mem: &[u8]) -> Self {
-        Memory {
-            regions: vec![Region {
+        let mut m = Memory::default();
+        m.regions.insert(
+            MEM_BASE,
+            Region {
                 kind: RegionKind::Mem,
                 base: MEM_BASE,
                 writable: true,
                 bytes: mem.to_vec(),
-            }],
-        }
+            },
+        );
+        m
     }
 
-    /// Adds a region; fails if it would overlap one already present or wrap around the address
-    /// space.
+    /// Adds a region; fails if it would overlap one already present (or share its base), wrap
+    /// around the address space, or take the added regions past [`REGION_BYTES_LIMIT`].
     pub fn add(&mut self, region: Region) -> Result<(), String> {
+        let len = region.bytes.len() as u64;
+        if self.added.saturating_add(len) > REGION_BYTES_LIMIT {
+            return Err(format!(
+                "a region of {len} bytes would take the run past the interpreter's limit of \
+                 {REGION_BYTES_LIMIT} bytes of stack frames and map values"
+            ));
+        }
         let end = region
             .base
             .checked_add(region.bytes.len() as u64)
             .ok_or_else(|| format!("region at {:#x} wraps around", region.base))?;
-        let overlaps = self.regions.iter().any(|r| {
-            let r_end = r.base + r.bytes.len() as u64;
-            region.base < r_end && r.base < end
-        });
-        if overlaps {
+        let below = self.regions.range(..=region.base).next_back();
+        let clash_below =
+            below.is_some_and(|(&b, r)| b == region.base || b + r.bytes.len() as u64 > region.base);
+        let clash_above = self
+            .regions
+            .range(region.base..)
+            .next()
+            .is_some_and(|(&b, _)| b < end);
+        if clash_below || clash_above {
             return Err(format!("region at {:#x} overlaps another", region.base));
         }
-        self.regions.push(region);
+        self.regions.insert(region.base, region);
+        self.added += len;
         Ok(())
+    }
+
+    /// Takes a removed region out of the byte count.
+    fn removed(&mut self, r: Option<Region>) -> Option<Region> {
+        if let Some(r) = &r {
+            if r.kind != RegionKind::Mem {
+                self.added = self.added.saturating_sub(r.bytes.len() as u64);
+            }
+        }
+        r
     }
 
     /// Removes the region of this kind, returning it.
     pub fn remove(&mut self, kind: RegionKind) -> Option<Region> {
-        let i = self.regions.iter().position(|r| r.kind == kind)?;
-        Some(self.regions.swap_remove(i))
+        let base = self.region(kind)?.base;
+        self.remove_at(base)
     }
 
-    /// The region of this kind, if present.
+    /// Removes the region starting at `base`, returning it.
+    pub fn remove_at(&mut self, base: u64) -> Option<Region> {
+        let r = self.regions.remove(&base);
+        self.removed(r)
+    }
+
+    /// The region of this kind, if present (the first by address if there are several).
     pub fn region(&self, kind: RegionKind) -> Option<&Region> {
-        self.regions.iter().find(|r| r.kind == kind)
+        let at = match kind {
+            RegionKind::Mem => Some(MEM_BASE),
+            RegionKind::Stack(depth) => Some(frame_base(depth)),
+            RegionKind::MapValue { .. } => None,
+        };
+        match at.and_then(|base| self.regions.get(&base)) {
+            Some(r) if r.kind == kind => Some(r),
+            _ => self.regions.values().find(|r| r.kind == kind),
+        }
+    }
+
+    /// The region starting at `base`, if any.
+    pub fn region_at(&self, base: u64) -> Option<&Region> {
+        self.regions.get(&base)
+    }
+
+    /// Number of regions.
+    pub fn len(&self) -> usize {
+        self.regions.len()
+    }
+
+    /// True when there are no regions.
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty()
     }
 
     /// Adds a zero-filled stack frame for call depth `depth`.
@@ -154,32 +225,41 @@ impl Memory {
 
     /// Removes the stack frame of call depth `depth`.
     pub fn pop_frame(&mut self, depth: usize) {
-        self.remove(RegionKind::Stack(depth));
+        let base = frame_base(depth);
+        if self
+            .regions
+            .get(&base)
+            .is_some_and(|r| r.kind == RegionKind::Stack(depth))
+        {
+            self.remove_at(base);
+        }
     }
 
-    /// The region index and offset of `size` bytes at `addr`, if they lie inside one region.
-    fn locate(&self, addr: u64, size: usize) -> Option<(usize, usize)> {
-        self.regions.iter().enumerate().find_map(|(i, r)| {
-            let off = addr.checked_sub(r.base)?;
-            let end = off.checked_add(size as u64)?;
-            (end <= r.bytes.len() as u64).then_some((i, off as usize))
-        })
+    /// The base address and offset of `size` bytes at `addr`, if they lie inside one region.
+    fn locate(&self, addr: u64, size: usize) -> Option<(u64, usize)> {
+        let (&base, r) = self.regions.range(..=addr).next_back()?;
+        let off = addr - base;
+        let end = off.checked_add(size as u64)?;
+        (end <= r.bytes.len() as u64).then_some((base, off as usize))
     }
 
     /// The `len` bytes at `addr`, or the fault message.
     pub fn read(&self, addr: u64, len: usize) -> Result<&[u8], String> {
-        let (i, off) = self
+        let (base, off) = self
             .locate(addr, len)
             .ok_or_else(|| out_of_bounds(Access::Load, len, addr))?;
-        Ok(&self.regions[i].bytes[off..off + len])
+        Ok(&self.regions[&base].bytes[off..off + len])
     }
 
     /// The `len` writable bytes at `addr`, or the fault message naming `access`.
     fn writable(&mut self, addr: u64, len: usize, access: Access) -> Result<&mut [u8], String> {
-        let (i, off) = self
+        let (base, off) = self
             .locate(addr, len)
             .ok_or_else(|| out_of_bounds(access, len, addr))?;
-        let r = &mut self.regions[i];
+        let r = self
+            .regions
+            .get_mut(&base)
+            .ok_or_else(|| out_of_bounds(access, len, addr))?;
         if !r.writable {
             return Err(format!(
                 "{} of {len} bytes at {addr:#x}: the region is read-only",
@@ -293,5 +373,41 @@ mod tests {
             bytes: vec![0; 2],
         };
         assert!(m.add(wraps).is_err());
+    }
+
+    #[test]
+    fn regions_are_found_by_address_and_counted() {
+        let mut m = Memory::with_mem(&[]);
+        let region = |base, len| Region {
+            kind: RegionKind::MapValue { map: 0 },
+            base,
+            writable: true,
+            bytes: vec![7; len],
+        };
+        // Touching regions are fine; an access spanning both is not.
+        m.add(region(MAP_BASE, 8)).unwrap();
+        m.add(region(MAP_BASE + 8, 8)).unwrap();
+        assert_eq!(m.load(MAP_BASE + 4, 4).unwrap(), 0x0707_0707);
+        assert!(m.load(MAP_BASE + 4, 8).is_err());
+        // Sharing a base is refused, even with an empty region.
+        assert!(m.add(region(MAP_BASE, 0)).is_err());
+        assert!(m.add(region(MEM_BASE, 4)).is_err());
+        assert!(m.add(region(MAP_BASE - 4, 8)).is_err());
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.added, 16);
+        assert_eq!(m.remove_at(MAP_BASE).map(|r| r.bytes.len()), Some(8));
+        assert_eq!(m.added, 8);
+        assert!(m.load(MAP_BASE, 1).is_err());
+        // The budget: the added regions may not exceed REGION_BYTES_LIMIT together.
+        m.added = REGION_BYTES_LIMIT - 4;
+        assert!(m
+            .add(region(MAP_BASE + 64, 8))
+            .unwrap_err()
+            .contains("limit"));
+        m.add(region(MAP_BASE + 64, 4)).unwrap();
+        m.push_frame(0).unwrap_err();
+        m.pop_frame(3);
+        assert_eq!(m.added, REGION_BYTES_LIMIT);
+        assert!(!m.is_empty());
     }
 }
