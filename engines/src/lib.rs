@@ -8,6 +8,10 @@
 
 pub mod interp;
 pub mod linux;
+pub mod pcap;
+pub mod plugin;
+#[cfg(feature = "rbpf")]
+pub mod rbpf;
 
 use bpfconf_spec::case::Ctx;
 use bpfconf_spec::cbpf::Insn;
@@ -178,6 +182,11 @@ pub enum RunError {
     /// The engine cannot realise this input (e.g. an skb field the kernel cannot be made to set).
     #[error("skipped: {0}")]
     Unsupported(String),
+    /// The engine's verifier refused the program for this particular input (e.g. the kernel
+    /// verifies eBPF against the memory length, so an out-of-bounds access is refused at load
+    /// time for a short buffer): equivalent to a load-time rejection.
+    #[error("refused: {0}")]
+    Refused(String),
     /// The engine failed (I/O, syscall, crash of a child…).
     #[error("engine error: {0}")]
     Engine(String),
@@ -222,13 +231,26 @@ pub trait Engine: Send + Sync {
 
 /// Every engine this build knows, in a stable order.
 pub fn all_engines() -> Vec<Box<dyn Engine>> {
-    vec![
+    #[allow(unused_mut)]
+    let mut v: Vec<Box<dyn Engine>> = vec![
         Box::new(interp::Interp::new()),
         Box::new(linux::Linux::new()),
-    ]
+        Box::new(pcap::Pcap::new()),
+    ];
+    #[cfg(feature = "rbpf")]
+    v.extend(
+        rbpf::Rbpf::all()
+            .into_iter()
+            .map(|e| Box::new(e) as Box<dyn Engine>),
+    );
+    v
 }
 
-/// Looks an engine up by name.
+/// Looks an engine up by name: one of [`all_engines`], or an external plugin engine created
+/// from its spec (`plugin:<command>`, `jsonl:<command>`; see [`plugin::from_spec`]).
 pub fn engine_by_name(name: &str) -> Option<Box<dyn Engine>> {
+    if plugin::is_plugin_spec(name) {
+        return plugin::from_spec(name).ok();
+    }
     all_engines().into_iter().find(|e| e.name() == name)
 }

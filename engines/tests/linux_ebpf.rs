@@ -156,7 +156,7 @@ fn out_of_bounds_access_depends_on_the_length() {
     let mut l = e.load(&program(&[ldx(size::B, 0, 1, 8), exit()])).unwrap();
     assert_eq!(l.run(&input(&[5; 9])).unwrap().ret, Observed::Exact(5));
     match l.run(&input(&[5; 8])) {
-        Err(RunError::Unsupported(why)) => {
+        Err(RunError::Refused(why)) => {
             assert!(why.contains("verifier"), "{why}");
             assert!(why.contains("memory of 8 bytes"), "{why}");
         }
@@ -168,7 +168,7 @@ fn out_of_bounds_access_depends_on_the_length() {
     let mut l = e.load(&program(&[mul, r0_r1, exit()])).unwrap();
     assert_eq!(l.run(&input(&[])).unwrap().ret, Observed::Exact(0));
     match l.run(&input(&[1])) {
-        Err(RunError::Unsupported(why)) => assert!(why.contains("pointer arithmetic"), "{why}"),
+        Err(RunError::Refused(why)) => assert!(why.contains("pointer arithmetic"), "{why}"),
         other => panic!("expected a verifier refusal, got {other:?}"),
     }
     // Beyond any realisable memory: rejected at load.
@@ -227,14 +227,10 @@ fn verifier_rejections() {
     assert!(r.contains("R5 !read_ok"), "{r}");
     // Empty.
     assert!(reject(&[]).contains("empty"));
-    // Map references are not supported (yet), before any load.
+    // A reference to a map the program does not declare (maps: engines/tests/linux_maps.rs).
     let map = Insn::new(class::LD | mode::IMM | size::DW, 1, 1, 0, 3);
-    let p = program(&[map, Insn::default(), mov_k(0, 0), exit()]);
-    assert!(e
-        .supports(&p, &input(&[]))
-        .unwrap_err()
-        .contains("maps not supported yet"));
-    assert!(matches!(e.load(&p), Err(LoadError::Unsupported(_))));
+    let r = reject(&[map, Insn::default(), mov_k(0, 0), exit()]);
+    assert!(r.contains("refers to map 3"), "{r}");
 }
 
 #[test]
@@ -319,7 +315,7 @@ fn bpf_conformance_suite() {
         match l.run(&inp) {
             Ok(out) if out.ret == Observed::Exact(want) => passed.push(t.name.clone()),
             Ok(out) => wrong.push(format!("{}: got {:?}, want {want:#x}", t.name, out.ret)),
-            Err(RunError::Unsupported(why)) if why.contains("verifier") => {
+            Err(RunError::Refused(why)) if why.contains("verifier") => {
                 refused.insert(t.name.clone(), why);
             }
             Err(err) => other.push(format!("{}: {err}", t.name)),
@@ -361,10 +357,7 @@ fn no_fd_leaks() {
             // Rejected at load, and refused for one length at run time.
             assert!(e.load(&program(&[exit()])).is_err());
             let mut l = e.load(&program(&[ldx(size::B, 0, 1, 8), exit()])).unwrap();
-            assert!(matches!(
-                l.run(&input(&[0; 4])),
-                Err(RunError::Unsupported(_))
-            ));
+            assert!(matches!(l.run(&input(&[0; 4])), Err(RunError::Refused(_))));
         }
         let n = (i % 40) as usize;
         let mut l = e.load(&program(&[mov_r0_r2, exit()])).unwrap();

@@ -5,9 +5,10 @@ use bpfconf_engines::{
     ClassicInput, ClassicProgram, EbpfInput, EbpfProgram, Input, Observed, Program,
 };
 use bpfconf_runner::compare::Actual;
-use bpfconf_runner::report::{self, Format};
+use bpfconf_runner::expect_fail::ExpectFail;
+use bpfconf_runner::report::{self, Format, RunFormat};
 use bpfconf_runner::suite::{self, Selection, Verdict};
-use bpfconf_runner::{select_engines, serve};
+use bpfconf_runner::{input, select_engines, serve};
 use bpfconf_spec::case::{self, CtxSpec};
 use bpfconf_spec::cbpf::{disasm, formats, Insn};
 use bpfconf_spec::ebpf::isa::Group;
@@ -28,7 +29,7 @@ struct Cli {
 enum Cmd {
     /// Run spec cases (TOML files or directories) on engines and report pass/fail/skip.
     Run {
-        /// Engines, comma-separated (default: all).
+        /// Engines, comma-separated (default: interp,linux,pcap; `all` for every engine).
         #[arg(long)]
         engine: Option<String>,
         /// Only cases whose `group/name` matches this regex.
@@ -52,7 +53,11 @@ enum Cmd {
         exclude_groups: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value = "human")]
-        format: Format,
+        format: RunFormat,
+        /// Expected-failure list (TOML `[[expect_fail]]` entries: engine, case regex, optional
+        /// variant, reason). An expected failure that passes fails the run.
+        #[arg(long, value_name = "FILE")]
+        expect_fail: Option<PathBuf>,
         /// Print every verdict, not only failures.
         #[arg(short, long)]
         verbose: bool,
@@ -74,12 +79,30 @@ enum Cmd {
         /// Program as `code jt jf k` quads (tcpdump -ddd, -dd or bpf_asm comma form).
         #[arg(long, group = "prog")]
         quads: Option<PathBuf>,
+        /// Program compiled from a tcpdump filter expression by libpcap, e.g. `tcp port 22`.
+        #[arg(long, group = "prog")]
+        expr: Option<String>,
+        /// Link type --expr compiles for: a DLT number or name (EN10MB, RAW, LINUX_SLL…).
+        /// Default: the --pcap file's link type, else EN10MB.
+        #[arg(long, requires = "expr")]
+        linktype: Option<String>,
+        /// Run on every packet of a pcap/pcapng file (`-`: stdin) instead of --packet, printing
+        /// one line per packet: index, length, verdict and return value.
+        #[arg(long, conflicts_with = "packet")]
+        pcap: Option<PathBuf>,
         /// Instruction set of the program: classic or ebpf.
         #[arg(long, value_enum, default_value = "classic")]
         isa: Isa,
         /// eBPF: a bpf_conformance `.data` file (program and memory).
         #[arg(long, group = "prog")]
         data: Option<PathBuf>,
+        /// eBPF: an ELF object built with `clang -target bpf`; runs section `--section` (with
+        /// `--mem HEX`).
+        #[arg(long, group = "prog", requires = "section")]
+        elf: Option<PathBuf>,
+        /// eBPF: the ELF section holding the program (with `--elf`).
+        #[arg(long, requires = "elf")]
+        section: Option<String>,
         /// Packet bytes in hex (classic).
         #[arg(long, default_value = "")]
         packet: String,
@@ -114,6 +137,9 @@ enum Cmd {
     },
     /// List engines, their architecture and whether they can run here (and why not).
     Engines,
+    /// Write the JIT-porter checklist (checklist.md, .html, .json) from a run or from
+    /// `run --format json` outputs, or compare two such outputs (`--compare OLD NEW`).
+    Report(report::cli::ReportArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -172,7 +198,8 @@ struct RunArgs {
     cpu_version: Option<u8>,
     include_groups: Option<String>,
     exclude_groups: Option<String>,
-    format: Format,
+    format: RunFormat,
+    expect_fail: Option<PathBuf>,
     verbose: bool,
     paths: Vec<PathBuf>,
 }
@@ -187,9 +214,11 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode> {
         include_groups,
         exclude_groups,
         format,
+        expect_fail,
         verbose,
         paths,
     } = a;
+    let xfail = expect_fail.as_deref().map(ExpectFail::load).transpose()?;
     let engines = select_engines(engine.as_deref()).map_err(|e| anyhow!(e))?;
     let regex = |r: Option<String>, what: &str| {
         r.map(|f| regex::Regex::new(&f))
@@ -220,13 +249,12 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode> {
         errors.extend(r.errors);
     }
     let units = suite::units(&cases, &ebpf, &sel);
-    let mut rep = suite::run_units(&units, &engines);
-    rep.load_errors = errors;
-    match format {
-        Format::Human => print!("{}", report::human(&rep, verbose)),
-        Format::Json => println!("{}", report::json(&rep)),
+    let run = report::Run::execute(&units, &engines, errors, xfail.as_ref());
+    print!("{}", run.render(format, verbose));
+    for w in &run.warnings {
+        eprintln!("warning: {w}");
     }
-    Ok(if rep.success() {
+    Ok(if run.success() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -239,8 +267,13 @@ struct ExecArgs {
     dialect: Dialect,
     asm: Option<PathBuf>,
     quads: Option<PathBuf>,
+    expr: Option<String>,
+    linktype: Option<String>,
+    pcap: Option<PathBuf>,
     isa: Isa,
     data: Option<PathBuf>,
+    elf: Option<PathBuf>,
+    section: Option<String>,
     packet: String,
     mem: String,
     ctx: Option<String>,
@@ -249,6 +282,16 @@ struct ExecArgs {
 
 /// Builds the eBPF program and input of `bpfconf exec --isa ebpf`.
 fn ebpf_exec_input(a: &ExecArgs) -> Result<(Program, Input)> {
+    if let (Some(f), Some(section)) = (&a.elf, &a.section) {
+        let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let insns = bpfconf_runner::elf::load_section(&data, section)
+            .map_err(|e| anyhow!("{}: {e}", f.display()))?;
+        let mem = case::parse_hex(&a.mem).map_err(|e| anyhow!("--mem: {e}"))?;
+        return Ok((
+            Program::Ebpf(EbpfProgram::new(insns)),
+            Input::Ebpf(EbpfInput::new(mem)),
+        ));
+    }
     let (insns, mem) = match (&a.asm, &a.data) {
         (Some(f), None) => {
             let text = read_input(f)?;
@@ -262,7 +305,9 @@ fn ebpf_exec_input(a: &ExecArgs) -> Result<(Program, Input)> {
                 .map_err(|e| anyhow!("{}:{}: {}", e.path.display(), e.line, e.message))?;
             (t.program, t.mem)
         }
-        _ => bail!("eBPF exec takes --asm FILE (with --mem HEX) or --data FILE"),
+        _ => bail!(
+            "eBPF exec takes --asm FILE or --elf FILE --section NAME (with --mem HEX), or --data FILE"
+        ),
     };
     Ok((
         Program::Ebpf(EbpfProgram::new(insns)),
@@ -273,28 +318,91 @@ fn ebpf_exec_input(a: &ExecArgs) -> Result<(Program, Input)> {
 fn cmd_exec(a: ExecArgs) -> Result<ExitCode> {
     let engines = select_engines(Some(&a.engine)).map_err(|e| anyhow!(e))?;
     let engine = &engines[0];
-    let (program, input) = if a.isa == Isa::Ebpf || a.data.is_some() {
+    let is_ebpf = a.isa == Isa::Ebpf || a.data.is_some() || a.elf.is_some();
+    if is_ebpf && (a.expr.is_some() || a.pcap.is_some()) {
+        bail!("--expr and --pcap are for classic programs");
+    }
+    let capture = a.pcap.as_deref().map(input::read_capture).transpose()?;
+    let (program, input) = if is_ebpf {
         ebpf_exec_input(&a)?
     } else {
-        classic_exec_input(a.asm, a.quads, a.dialect, &a.packet, a.ctx)?
+        let compiled = match &a.expr {
+            Some(expr) => Some(input::compile_expr(
+                expr,
+                exec_linktype(a.linktype.as_deref(), capture.as_ref())?,
+            )?),
+            None => None,
+        };
+        classic_exec_input(a.asm, a.quads, compiled, a.dialect, &a.packet, a.ctx)?
     };
-    run_exec(engine.as_ref(), &program, &input, a.format)
+    match capture {
+        Some(c) => exec_capture(engine.as_ref(), &program, &c, a.format),
+        None => run_exec(engine.as_ref(), &program, &input, a.format),
+    }
+}
+
+/// The DLT `--expr` compiles for: `--linktype`, else the capture's, else Ethernet.
+fn exec_linktype(linktype: Option<&str>, capture: Option<&input::Capture>) -> Result<i32> {
+    match (linktype, capture.and_then(input::Capture::common_linktype)) {
+        (Some(l), _) => input::parse_linktype(l),
+        (None, Some(t)) => Ok(input::linktype_to_dlt(t)),
+        (None, None) => Ok(input::LINKTYPE_ETHERNET as i32),
+    }
+}
+
+/// `exec --pcap`: the program on every packet, one line each (summary on stderr). Exit 1 if
+/// any packet ended in an engine error, 2 if the engine cannot take the program.
+fn exec_capture(
+    engine: &dyn bpfconf_engines::Engine,
+    program: &Program,
+    capture: &input::Capture,
+    format: Format,
+) -> Result<ExitCode> {
+    let json = matches!(format, Format::Json);
+    let results = match input::run_capture(engine, program, capture) {
+        Ok(r) => r,
+        Err(why) if why.starts_with("rejected") => {
+            if json {
+                println!("{}", serde_json::json!({ "rejected": why }));
+            } else {
+                println!("{why}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(why) if why.starts_with("engine error") => bail!("{why}"),
+        Err(why) => {
+            println!("skipped: {why}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    for r in &results {
+        println!("{}", input::render_line(r, json));
+    }
+    eprintln!("{}", input::summary(&results));
+    let errors = results.iter().any(|r| r.label() == "error");
+    Ok(if errors {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn classic_exec_input(
     asm_file: Option<PathBuf>,
     quads: Option<PathBuf>,
+    compiled: Option<Vec<Insn>>,
     dialect: Dialect,
     packet: &str,
     ctx: Option<String>,
 ) -> Result<(Program, Input)> {
     let insns = match (asm_file, quads) {
+        (None, None) if compiled.is_some() => compiled.unwrap_or_default(),
         (Some(a), None) => {
             let text = read_input(&a)?;
             bpfconf_spec::cbpf::asm::assemble(&text).map_err(|e| anyhow!("{}: {e}", a.display()))?
         }
         (None, Some(q)) => load_program(&q)?,
-        _ => bail!("give exactly one of --asm or --quads"),
+        _ => bail!("give exactly one of --asm, --quads or --expr"),
     };
     let packet = case::parse_hex(packet).map_err(|e| anyhow!("--packet: {e}"))?;
     let ctx = match ctx {
@@ -399,6 +507,7 @@ fn real_main() -> Result<ExitCode> {
             include_groups,
             exclude_groups,
             format,
+            expect_fail,
             verbose,
             paths,
         } => cmd_run(RunArgs {
@@ -410,6 +519,7 @@ fn real_main() -> Result<ExitCode> {
             include_groups,
             exclude_groups,
             format,
+            expect_fail,
             verbose,
             paths,
         }),
@@ -418,8 +528,13 @@ fn real_main() -> Result<ExitCode> {
             dialect,
             asm,
             quads,
+            expr,
+            linktype,
+            pcap,
             isa,
             data,
+            elf,
+            section,
             packet,
             mem,
             ctx,
@@ -429,8 +544,13 @@ fn real_main() -> Result<ExitCode> {
             dialect,
             asm,
             quads,
+            expr,
+            linktype,
+            pcap,
             isa,
             data,
+            elf,
+            section,
             packet,
             mem,
             ctx,
@@ -462,6 +582,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Engines => Ok(cmd_engines()),
+        Cmd::Report(a) => report::cli::main(a),
     }
 }
 

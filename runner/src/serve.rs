@@ -12,8 +12,15 @@
 //!
 //! Replies: `{"id", "ret": N, "mem": [..]}` when the engine observes the exact return value,
 //! `{"id", "delivered": N|null}` when it observes only what a socket delivers (null = dropped),
-//! `{"id", "rejected": "reason"}`, `{"id", "skipped": "reason"}`, or `{"id", "error": "…"}` for
-//! malformed requests and engine failures. The server never stops on a bad line.
+//! `{"id", "rejected": "reason", "rule"?: "name"}`, `{"id", "skipped": "reason"}`, or
+//! `{"id", "error": "…"}` for malformed requests and engine failures. The server never stops on
+//! a bad line.
+//!
+//! This is version 1 of the bpfconf JSON-lines plugin protocol (docs/plugin-protocol.md), whose
+//! client is `--engine jsonl:<command>`: a request `{"id", "hello": {"protocol":
+//! "bpfconf-jsonl", "versions": [1]}}` is answered `{"id", "hello": {"protocol", "version": 1,
+//! "engine", "implementation"}}`, and a request with `"load_only": true` only loads the program
+//! (reply `{"id", "accepted": true}` or a rejection).
 
 use crate::compare::Actual;
 use crate::suite::{execute, Verdict};
@@ -33,6 +40,11 @@ struct Request {
     #[serde(default)]
     #[allow(dead_code)]
     id: Value,
+    /// Only load (check/verify) the program; reply `accepted` or `rejected` (read by
+    /// [`handle_line`] before parsing; declared so it is not an unknown field).
+    #[serde(default)]
+    #[allow(dead_code)]
+    load_only: bool,
     #[serde(default)]
     isa: Option<String>,
     #[serde(default)]
@@ -123,6 +135,31 @@ fn parse_request(v: Value) -> Result<(Program, Input), String> {
     Ok((program, Input::Classic(ClassicInput { packet, ctx })))
 }
 
+/// The reply to a handshake request `{"id", "hello": {"protocol", "versions": [..]}}`: the
+/// highest version both sides speak, or an error.
+fn hello_reply(engine: &dyn Engine, id: Value, hello: &Value) -> Value {
+    use bpfconf_engines::plugin::jsonl::{PROTOCOL_NAME, PROTOCOL_VERSIONS};
+    if hello.get("protocol").and_then(Value::as_str) != Some(PROTOCOL_NAME) {
+        return json!({"id": id, "error": format!("hello: protocol must be {PROTOCOL_NAME:?}")});
+    }
+    let theirs: Vec<u64> = hello
+        .get("versions")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    match PROTOCOL_VERSIONS.iter().rev().find(|v| theirs.contains(v)) {
+        Some(v) => json!({"id": id, "hello": {
+            "protocol": PROTOCOL_NAME,
+            "version": v,
+            "engine": engine.name(),
+            "implementation": concat!("bpfconf serve ", env!("CARGO_PKG_VERSION")),
+        }}),
+        None => json!({"id": id, "error": format!(
+            "hello: no common version (client {theirs:?}, server {PROTOCOL_VERSIONS:?})"
+        )}),
+    }
+}
+
 /// Handles one request line and returns the reply object.
 pub fn handle_line(engine: &dyn Engine, line: &str) -> Value {
     let v: Value = match serde_json::from_str(line) {
@@ -133,6 +170,10 @@ pub fn handle_line(engine: &dyn Engine, line: &str) -> Value {
     if !v.is_object() {
         return json!({"id": id, "error": "a request must be a JSON object"});
     }
+    if let Some(h) = v.get("hello") {
+        return hello_reply(engine, id, h);
+    }
+    let load_only = v.get("load_only").and_then(Value::as_bool) == Some(true);
     let (program, input) = match parse_request(v) {
         Ok(x) => x,
         Err(e) => return json!({"id": id, "error": e}),
@@ -143,7 +184,7 @@ pub fn handle_line(engine: &dyn Engine, line: &str) -> Value {
     if let Err(reason) = engine.supports(&program, &input) {
         return json!({"id": id, "skipped": reason});
     }
-    match execute(engine, &program, &input, false) {
+    match execute(engine, &program, &input, load_only) {
         Ok(Actual::Ran(o)) if matches!(program, Program::Ebpf(_)) => {
             let mut r = match o.ret {
                 Observed::Exact(v) => json!({"id": id, "r0": v}),
@@ -164,9 +205,12 @@ pub fn handle_line(engine: &dyn Engine, line: &str) -> Value {
             }
             r
         }
-        Ok(Actual::Rejected { reason, .. }) => json!({"id": id, "rejected": reason}),
+        Ok(Actual::Rejected { reason, rule }) => match rule {
+            Some(rule) => json!({"id": id, "rejected": reason, "rule": rule}),
+            None => json!({"id": id, "rejected": reason}),
+        },
         Ok(Actual::Fault(f)) => json!({"id": id, "fault": f}),
-        Ok(Actual::Accepted) => json!({"id": id, "error": "internal: program was not run"}),
+        Ok(Actual::Accepted) => json!({"id": id, "accepted": true}),
         Err(Verdict::Skip(r)) => json!({"id": id, "skipped": r}),
         Err(Verdict::Error(e)) | Err(Verdict::Fail(e)) => json!({"id": id, "error": e}),
         Err(Verdict::Pass) => json!({"id": id, "error": "internal: no outcome"}),

@@ -218,6 +218,7 @@ pub fn execute(
         match loaded.run(input) {
             Ok(o) => Ok(Actual::Ran(o)),
             Err(RunError::Fault(f)) => Ok(Actual::Fault(f)),
+            Err(RunError::Refused(reason)) => Ok(Actual::Rejected { rule: None, reason }),
             Err(RunError::Unsupported(r)) => Err(Verdict::Skip(r)),
             Err(RunError::Engine(e)) => Err(Verdict::Error(e)),
         }

@@ -3,6 +3,7 @@
 //! (cargo-fuzz targets) and seeded tests share them.
 
 pub mod ebpf;
+pub mod maps;
 
 /// A small deterministic byte source (SplitMix64) for seeded, reproducible generation without
 /// a fuzzer: `bytes(seed, n)` always returns the same bytes for the same seed.

@@ -203,8 +203,12 @@ pub(crate) fn contents(def: &MapDef, raw: &RawContents) -> Result<MapContents, S
             }
             Ok(MapContents::Keyed(m))
         }
-        (false, RawContents::Sequence(s)) if s.is_empty() => Ok(MapContents::Keyed(BTreeMap::new())),
-        (true, _) => Err(format!("map `{n}`: queue/stack contents are [\"value\", …]")),
+        (false, RawContents::Sequence(s)) if s.is_empty() => {
+            Ok(MapContents::Keyed(BTreeMap::new()))
+        }
+        (true, _) => Err(format!(
+            "map `{n}`: queue/stack contents are [\"value\", …]"
+        )),
         (false, _) => Err(format!("map `{n}`: contents are [[\"key\", \"value\"], …]")),
     }
 }

@@ -534,12 +534,11 @@ fn build_ebpf(
     };
     let fault = e.fault.unwrap_or(false);
     let any = e.any_ret.unwrap_or(false);
-    let r0 = e
-        .r0
-        .as_ref()
-        .map(RawU64::value)
-        .transpose()
-        .map_err(|m| ("expect.r0", m, None))?;
+    let r0 =
+        e.r0.as_ref()
+            .map(RawU64::value)
+            .transpose()
+            .map_err(|m| ("expect.r0", m, None))?;
     let expect = match (rejected, fault, r0, any) {
         (Some(rule), false, None, false) if memory.is_none() && expect_maps.is_empty() => {
             EbpfExpected::Reject { rule }

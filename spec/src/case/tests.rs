@@ -203,8 +203,13 @@ fn ebpf_r0_takes_full_64_bit_values() {
             other => panic!("{r0}: {other:?}"),
         }
     }
-    let r = load("[[case]]\nname = \"a\"\nisa = \"ebpf\"\nasm = \"exit\"\nexpect = { r0 = \"0xg\" }\n");
-    assert!(r.errors[0].to_string().contains("expect.r0"), "{:?}", r.errors);
+    let r =
+        load("[[case]]\nname = \"a\"\nisa = \"ebpf\"\nasm = \"exit\"\nexpect = { r0 = \"0xg\" }\n");
+    assert!(
+        r.errors[0].to_string().contains("expect.r0"),
+        "{:?}",
+        r.errors
+    );
 }
 
 #[test]
@@ -242,10 +247,7 @@ maps.q = []
     assert_eq!(c.maps[1].key_size, 0);
     assert_eq!(c.progs.len(), 1);
     use crate::ebpf::maps::MapContents;
-    assert_eq!(
-        c.map_init[1],
-        MapContents::Sequence(vec![vec![1, 0, 0, 0]])
-    );
+    assert_eq!(c.map_init[1], MapContents::Sequence(vec![vec![1, 0, 0, 0]]));
     let EbpfExpected::Accept { maps, .. } = &c.expect else {
         panic!()
     };

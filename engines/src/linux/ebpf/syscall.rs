@@ -1,5 +1,6 @@
-//! Raw `bpf(2)` wrappers for the eBPF engine: map creation and lookup, program load with a
-//! verifier log, and `BPF_PROG_TEST_RUN`. Every descriptor is an [`OwnedFd`].
+//! Raw `bpf(2)` wrappers for the eBPF engine: maps (create, lookup, update, delete, iterate,
+//! pop), program load with a verifier log, program ids, and `BPF_PROG_TEST_RUN`. Every
+//! descriptor is an [`OwnedFd`].
 //!
 //! The attribute structs are the per-command members of `union bpf_attr`
 //! (`include/uapi/linux/bpf.h`), laid out field by field; offsets are checked at compile time.
@@ -14,8 +15,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 mod cmd {
     pub const MAP_CREATE: libc::c_long = 0;
     pub const MAP_LOOKUP_ELEM: libc::c_long = 1;
+    pub const MAP_UPDATE_ELEM: libc::c_long = 2;
+    pub const MAP_DELETE_ELEM: libc::c_long = 3;
+    pub const MAP_GET_NEXT_KEY: libc::c_long = 4;
     pub const PROG_LOAD: libc::c_long = 5;
     pub const PROG_TEST_RUN: libc::c_long = 10;
+    pub const OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    pub const MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
 }
 
 /// `BPF_MAP_TYPE_ARRAY`.
@@ -39,7 +45,8 @@ struct MapCreateAttr {
     map_name: [u8; OBJ_NAME_LEN],
 }
 
-/// `union bpf_attr` for the `BPF_MAP_*_ELEM` commands.
+/// `union bpf_attr` for the `BPF_MAP_*_ELEM` commands and `BPF_MAP_GET_NEXT_KEY` (whose
+/// `next_key` shares `value`'s place).
 #[repr(C)]
 #[derive(Default)]
 struct MapElemAttr {
@@ -82,6 +89,23 @@ struct ProgLoadAttr {
     log_true_size: u32,
 }
 
+/// `union bpf_attr` for `BPF_OBJ_GET_INFO_BY_FD` (the `info` member).
+#[repr(C)]
+#[derive(Default)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The head of `struct bpf_prog_info` (the kernel fills at most `info_len` bytes).
+#[repr(C)]
+#[derive(Default)]
+struct ProgInfoHead {
+    prog_type: u32,
+    id: u32,
+}
+
 /// `union bpf_attr` for `BPF_PROG_TEST_RUN` (the `test` member).
 #[repr(C)]
 #[derive(Default)]
@@ -109,6 +133,8 @@ const _: () = {
     assert!(offset_of!(MapCreateAttr, map_name) == 28);
     assert!(size_of::<MapCreateAttr>() == 44);
     assert!(offset_of!(MapElemAttr, key) == 8 && offset_of!(MapElemAttr, flags) == 24);
+    assert!(offset_of!(InfoAttr, info) == 8 && size_of::<InfoAttr>() == 16);
+    assert!(offset_of!(ProgInfoHead, id) == 4);
     assert!(offset_of!(ProgLoadAttr, log_buf) == 32);
     assert!(offset_of!(ProgLoadAttr, prog_name) == 48);
     assert!(offset_of!(ProgLoadAttr, expected_attach_type) == 68);
@@ -160,20 +186,41 @@ fn obj_name(name: &str) -> [u8; OBJ_NAME_LEN] {
     n
 }
 
-/// Creates a map with `BPF_MAP_CREATE`.
-pub fn map_create(
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    name: &str,
-) -> io::Result<OwnedFd> {
+/// What [`map_create`] creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapSpec {
+    /// `enum bpf_map_type`.
+    pub map_type: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes.
+    pub value_size: u32,
+    /// Capacity.
+    pub max_entries: u32,
+    /// `map_flags`.
+    pub flags: u32,
+}
+
+/// Creates a map with `BPF_MAP_CREATE`. The name keeps only the characters the kernel allows
+/// (`[A-Za-z0-9_.]`; others become `_`) and at most 15 of them.
+pub fn map_create(spec: MapSpec, name: &str) -> io::Result<OwnedFd> {
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let mut attr = MapCreateAttr {
-        map_type,
-        key_size,
-        value_size,
-        max_entries,
-        map_name: obj_name(name),
+        map_type: spec.map_type,
+        key_size: spec.key_size,
+        value_size: spec.value_size,
+        max_entries: spec.max_entries,
+        map_flags: spec.flags,
+        map_name: obj_name(&name),
         ..MapCreateAttr::default()
     };
     owned(bpf(cmd::MAP_CREATE, &mut attr)?)
@@ -191,6 +238,70 @@ pub fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> io::Result<()>
     bpf(cmd::MAP_LOOKUP_ELEM, &mut attr).map(drop)
 }
 
+/// A key (or none: queue and stack maps) as the pointer `bpf_attr` carries.
+fn key_ptr(key: Option<&[u8]>) -> u64 {
+    key.map_or(0, |k| k.as_ptr() as u64)
+}
+
+/// Stores `value` under `key` (`BPF_MAP_UPDATE_ELEM`; `None` pushes onto a queue or stack).
+/// `key` and `value` must have the map's sizes.
+pub fn map_update(map: &OwnedFd, key: Option<&[u8]>, value: &[u8], flags: u64) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key_ptr(key),
+        value: value.as_ptr() as u64,
+        flags,
+        ..MapElemAttr::default()
+    };
+    bpf(cmd::MAP_UPDATE_ELEM, &mut attr).map(drop)
+}
+
+/// Deletes the entry under `key` (`BPF_MAP_DELETE_ELEM`).
+pub fn map_delete(map: &OwnedFd, key: &[u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        ..MapElemAttr::default()
+    };
+    bpf(cmd::MAP_DELETE_ELEM, &mut attr).map(drop)
+}
+
+/// Writes the key after `key` (the first key for `None`) into `next`
+/// (`BPF_MAP_GET_NEXT_KEY`); `ENOENT` after the last one.
+pub fn map_next_key(map: &OwnedFd, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key_ptr(key),
+        value: next.as_mut_ptr() as u64,
+        ..MapElemAttr::default()
+    };
+    bpf(cmd::MAP_GET_NEXT_KEY, &mut attr).map(drop)
+}
+
+/// Pops the front of a queue or the top of a stack into `value`
+/// (`BPF_MAP_LOOKUP_AND_DELETE_ELEM` without a key); `ENOENT` when empty.
+pub fn map_pop(map: &OwnedFd, value: &mut [u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        value: value.as_mut_ptr() as u64,
+        ..MapElemAttr::default()
+    };
+    bpf(cmd::MAP_LOOKUP_AND_DELETE_ELEM, &mut attr).map(drop)
+}
+
+/// The kernel's id of a loaded program (`BPF_OBJ_GET_INFO_BY_FD`), which is what looking up a
+/// `prog_array` slot from user space returns.
+pub fn prog_id(prog: &OwnedFd) -> io::Result<u32> {
+    let mut info = ProgInfoHead::default();
+    let mut attr = InfoAttr {
+        bpf_fd: prog.as_raw_fd() as u32,
+        info_len: size_of::<ProgInfoHead>() as u32,
+        info: (&mut info as *mut ProgInfoHead) as u64,
+    };
+    bpf(cmd::OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(info.id)
+}
+
 /// What a failed `BPF_PROG_LOAD` left: the error and the verifier log (empty without one).
 #[derive(Debug)]
 pub struct LoadFailure {
@@ -203,13 +314,16 @@ pub struct LoadFailure {
 }
 
 /// Loads a program with `BPF_PROG_LOAD`. `log_size` 0 loads without a log; otherwise the
-/// verifier writes a level-1 log into a buffer of that size.
+/// verifier writes a level-1 log into a buffer of that size. `fd_array` (unless empty) is what
+/// `lddw` with `src` `BPF_PSEUDO_MAP_IDX`/`_IDX_VALUE` indexes; the kernel does not know its
+/// length, so callers must check those indices first.
 pub fn prog_load(
     prog_type: u32,
     insns: &[u8],
     license: &std::ffi::CStr,
     name: &str,
     log_size: u32,
+    fd_array: &[i32],
 ) -> Result<OwnedFd, LoadFailure> {
     let mut log = vec![0u8; log_size as usize];
     let mut attr = ProgLoadAttr {
@@ -225,6 +339,11 @@ pub fn prog_load(
             0
         },
         prog_name: obj_name(name),
+        fd_array: if fd_array.is_empty() {
+            0
+        } else {
+            fd_array.as_ptr() as u64
+        },
         ..ProgLoadAttr::default()
     };
     match bpf(cmd::PROG_LOAD, &mut attr) {
