@@ -74,7 +74,10 @@ fn every_isa_row_is_covered_by_a_runnable_case() {
             row_by_name(name).is_some(),
             "UNCOVERABLE names `{name}`, which is no ISA row"
         );
-        assert!(!reason.trim().is_empty(), "UNCOVERABLE `{name}` has no reason");
+        assert!(
+            !reason.trim().is_empty(),
+            "UNCOVERABLE `{name}` has no reason"
+        );
         assert!(listed.insert(*name), "UNCOVERABLE lists `{name}` twice");
     }
 

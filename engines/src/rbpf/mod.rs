@@ -202,7 +202,9 @@ pub fn unsupported(p: &EbpfProgram, backend: Backend) -> Option<String> {
         }
         if let Some(row) = bpfconf_spec::ebpf::isa::classify_insn(insn) {
             if row.name == "call_helper"
-                && !HELPERS.iter().any(|(id, _)| i64::from(*id) == i64::from(insn.imm))
+                && !HELPERS
+                    .iter()
+                    .any(|(id, _)| i64::from(*id) == i64::from(insn.imm))
                 && !no_refusals()
             {
                 return Some(format!(
