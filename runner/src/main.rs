@@ -467,9 +467,15 @@ fn run_exec(
         Format::Json => println!("{value}"),
         Format::Human => match actual {
             Actual::Ran(o) => {
-                println!("{}", bpfconf_runner::compare::render_observed(&o.ret));
+                match (program, o.ret) {
+                    (Program::Ebpf(_), Observed::Exact(v)) => println!("r0 = {v} ({v:#x})"),
+                    (_, ret) => println!("{}", bpfconf_runner::compare::render_observed(&ret)),
+                }
                 if let Some(m) = o.mem {
                     println!("M[] = {m:?}");
+                }
+                if let Some(m) = o.memory.filter(|m| !m.is_empty()) {
+                    println!("mem = {}", case::to_hex(&m));
                 }
             }
             Actual::Rejected { reason, .. } => println!("rejected: {reason}"),
