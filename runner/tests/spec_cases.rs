@@ -1,5 +1,6 @@
-//! Drives every spec case file through the reference interpreter and, where available, the
-//! Linux kernel. A failure prints the full report; skips are printed with their reasons.
+//! Drives every spec case file, and every minimized divergence in corpus/regressions/, through
+//! the reference interpreter and, where available, the Linux kernel. A failure prints the full
+//! report; skips are printed with their reasons.
 
 mod common;
 
@@ -57,6 +58,20 @@ fn interp(#[files("../spec/cases/**/*.toml")] path: PathBuf) {
 
 #[rstest]
 fn linux(#[files("../spec/cases/**/*.toml")] path: PathBuf) {
+    if let Some(e) = common::linux_engine() {
+        run_file(&path, vec![e]);
+    }
+}
+
+/// Minimized divergences found in third-party engines are regression cases for ours: the
+/// reference interpreter and the kernel must keep giving the expected results.
+#[rstest]
+fn regressions_interp(#[files("../corpus/regressions/*.toml")] path: PathBuf) {
+    run_file(&path, vec![bpfconf_engines::engine_by_name("interp").unwrap()]);
+}
+
+#[rstest]
+fn regressions_linux(#[files("../corpus/regressions/*.toml")] path: PathBuf) {
     if let Some(e) = common::linux_engine() {
         run_file(&path, vec![e]);
     }
