@@ -67,7 +67,10 @@ fn linux(#[files("../spec/cases/**/*.toml")] path: PathBuf) {
 /// reference interpreter and the kernel must keep giving the expected results.
 #[rstest]
 fn regressions_interp(#[files("../corpus/regressions/*.toml")] path: PathBuf) {
-    run_file(&path, vec![bpfconf_engines::engine_by_name("interp").unwrap()]);
+    run_file(
+        &path,
+        vec![bpfconf_engines::engine_by_name("interp").unwrap()],
+    );
 }
 
 #[rstest]
