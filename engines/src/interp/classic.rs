@@ -66,11 +66,7 @@ struct Machine<'a> {
     x: u32,
     mem: Vec<u32>,
     rand_state: u32,
-    backward_jumps: u32,
 }
-
-/// libpcap's bound on backward jumps per packet (`MAX_BACKWARD_JUMPS`).
-const MAX_BACKWARD_JUMPS: u32 = 64;
 
 /// Outcome of a single step.
 enum Flow {
@@ -276,18 +272,14 @@ impl Machine<'_> {
                 if self.dialect != Dialect::Bsd {
                     return Flow::Next(next.wrapping_add(k as usize));
                 }
-                // libpcap: k is sign-extended (backward jumps implement `protochain`); a target
-                // outside the program, a jump to itself, or more than 64 backward jumps end the
-                // program with 0 (libpcap master's bounds; 1.10 would loop or run off the end).
+                // libpcap: k is sign-extended (backward jumps implement `protochain`). libpcap
+                // 1.10 has no bound on backward jumps (master stops after 64): a loop runs until
+                // it exits, and one that never exits hits our step limit (a trap, not a value).
+                // A target outside the program ends it with 0 (master's check; 1.10's
+                // validator already refuses such programs).
                 let target = (pc as u32).wrapping_add(1).wrapping_add(k);
                 if target as usize >= prog.len() {
                     return fail;
-                }
-                if (k as i32) < 0 {
-                    if k == u32::MAX || self.backward_jumps >= MAX_BACKWARD_JUMPS {
-                        return fail;
-                    }
-                    self.backward_jumps += 1;
                 }
                 return Flow::Next(target as usize);
             }
@@ -337,7 +329,6 @@ pub fn run(dialect: Dialect, prog: &[Insn], pkt: &[u8], ctx: &Ctx) -> Result<Cla
         x: 0,
         mem,
         rand_state: 0x1234_5678,
-        backward_jumps: 0,
     };
     let mut pc = 0usize;
     for _ in 0..STEP_LIMIT {
