@@ -9,10 +9,13 @@
 //! - [`input`]: pcap/pcapng packets and tcpdump expressions (`bpfconf exec --pcap/--expr`).
 
 pub mod compare;
+pub mod diff;
 pub mod elf;
 pub mod expect_fail;
+pub mod fuzz;
 pub mod gen;
 pub mod input;
+pub mod minimize;
 pub mod report;
 pub mod serve;
 pub mod suite;

@@ -140,6 +140,11 @@ enum Cmd {
     /// Write the JIT-porter checklist (checklist.md, .html, .json) from a run or from
     /// `run --format json` outputs, or compare two such outputs (`--compare OLD NEW`).
     Report(report::cli::ReportArgs),
+    /// Differential fuzzing: generate programs from a seed, run them on two engines, write
+    /// every divergence (minimized) as a TOML case.
+    Fuzz(bpfconf_runner::fuzz::cli::FuzzArgs),
+    /// Shrink a diverging TOML case, keeping its divergence signature.
+    Minimize(bpfconf_runner::fuzz::cli::MinimizeArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -589,6 +594,8 @@ fn real_main() -> Result<ExitCode> {
         }
         Cmd::Engines => Ok(cmd_engines()),
         Cmd::Report(a) => report::cli::main(a),
+        Cmd::Fuzz(a) => bpfconf_runner::fuzz::cli::fuzz_main(a),
+        Cmd::Minimize(a) => bpfconf_runner::fuzz::cli::minimize_main(a),
     }
 }
 

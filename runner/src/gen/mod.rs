@@ -2,6 +2,7 @@
 //! string into a program that a verifier or checker accepts at a high rate, so fuzzers
 //! (cargo-fuzz targets) and seeded tests share them.
 
+pub mod classic;
 pub mod ebpf;
 pub mod maps;
 
