@@ -1,0 +1,751 @@
+//! `bpfconf fuzz`: a seeded, reproducible differential campaign on the stable toolchain.
+//!
+//! Unit `i` of a campaign with seed `s` is generated from [`unit_seed`]`(s, i)` by the
+//! generators in [`crate::gen`], run on two engines and compared with [`crate::diff`]. Units run
+//! in parallel (rayon) in chunks, so a time bound stops between chunks. Every divergence is
+//! (optionally) minimized with [`crate::minimize`] and written as a TOML spec case.
+//!
+//! For testing the campaign itself there is [`BuggyInterp`] (`buggy-interp`): the reference
+//! interpreter with one deliberately injected bug (`A ^= X` / 64-bit `xor` of registers computed
+//! as `or`). It is only available when the environment variable [`INJECT_BUG_ENV`] is `1`, so it
+//! cannot be selected by accident.
+
+use crate::diff::{diff_unit, Diff};
+use bpfconf_engines::{
+    interp::Interp, ClassicProgram, EbpfInput, EbpfProgram, Engine, EngineInfo, Input, LoadError,
+    Loaded, Program,
+};
+use bpfconf_spec::case::{to_hex, CtxSpec};
+use bpfconf_spec::Dialect;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Environment variable that enables the test-only `buggy-interp` engine when set to `1`.
+pub const INJECT_BUG_ENV: &str = "BPFCONF_INJECT_BUG";
+
+/// The instruction set a campaign generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Classic BPF programs of one dialect.
+    Classic(Dialect),
+    /// eBPF programs.
+    Ebpf,
+}
+
+/// The reference interpreter with one injected bug, for testing the fuzzer and minimizer:
+/// classic `A ^= X` (`0xac`) and eBPF `xor dst, src` 64-bit (`0xaf`) are computed as `or`.
+#[derive(Debug, Default)]
+pub struct BuggyInterp {
+    inner: Interp,
+}
+
+impl BuggyInterp {
+    /// The buggy interpreter (always constructible from code; by name only with
+    /// [`INJECT_BUG_ENV`]=1).
+    pub fn new() -> Self {
+        BuggyInterp {
+            inner: Interp::new(),
+        }
+    }
+
+    /// The program with the injected bug applied (what the inner interpreter really runs).
+    fn inject(program: &Program) -> Program {
+        use bpfconf_spec::cbpf::{class, op, src};
+        match program {
+            Program::Classic(p) => {
+                let mut p = p.clone();
+                for i in &mut p.insns {
+                    if i.code == class::ALU | op::XOR | src::X {
+                        i.code = class::ALU | op::OR | src::X;
+                    }
+                }
+                Program::Classic(p)
+            }
+            Program::Ebpf(p) => {
+                let mut p = p.clone();
+                for i in &mut p.insns {
+                    if i.code == 0xaf {
+                        i.code = 0x4f;
+                    }
+                }
+                Program::Ebpf(p)
+            }
+        }
+    }
+}
+
+impl Engine for BuggyInterp {
+    fn name(&self) -> &str {
+        "buggy-interp"
+    }
+
+    fn info(&self) -> EngineInfo {
+        let mut i = self.inner.info();
+        i.name = self.name().into();
+        i
+    }
+
+    fn availability(&self) -> Result<(), String> {
+        self.inner.availability()
+    }
+
+    fn supports(&self, program: &Program, input: &Input) -> Result<(), String> {
+        self.inner.supports(&Self::inject(program), input)
+    }
+
+    fn load(&self, program: &Program) -> Result<Box<dyn Loaded + '_>, LoadError> {
+        self.inner.load(&Self::inject(program))
+    }
+}
+
+/// Two engines to compare: (A, B).
+pub type EnginePair = (Box<dyn Engine>, Box<dyn Engine>);
+
+/// Resolves a comma-separated list of exactly two engines (`buggy-interp` only when
+/// [`INJECT_BUG_ENV`] is `1`).
+pub fn engines(list: &str) -> Result<EnginePair, String> {
+    let mut out: Vec<Box<dyn Engine>> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if name == "buggy-interp" {
+            if std::env::var(INJECT_BUG_ENV).as_deref() != Ok("1") {
+                return Err(format!(
+                    "`buggy-interp` is a test-only engine (set {INJECT_BUG_ENV}=1)"
+                ));
+            }
+            out.push(Box::new(BuggyInterp::new()));
+        } else {
+            let mut v = crate::select_engines(Some(name))?;
+            out.append(&mut v);
+        }
+    }
+    if out.len() != 2 {
+        return Err(format!(
+            "--engines needs exactly two engines, got {}",
+            out.len()
+        ));
+    }
+    let b = out.pop().ok_or("no engine")?;
+    let a = out.pop().ok_or("no engine")?;
+    for e in [&a, &b] {
+        e.availability()
+            .map_err(|why| format!("engine {} unavailable: {why}", e.name()))?;
+    }
+    Ok((a, b))
+}
+
+/// The seed of unit `i` of a campaign seeded with `seed` (a SplitMix64 step of both).
+pub fn unit_seed(seed: u64, i: u64) -> u64 {
+    let mut z = seed
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(i.wrapping_mul(0xbf58_476d_1ce4_e5b9))
+        .wrapping_add(1);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Generates the unit of a seed: a program of about `body` body instructions and its input.
+pub fn unit(isa: Isa, seed: u64, body: usize) -> (Program, Input) {
+    match isa {
+        Isa::Classic(d) => {
+            let (p, i) = crate::gen::classic::seeded_unit(seed, d, body);
+            (Program::Classic(p), Input::Classic(i))
+        }
+        Isa::Ebpf => {
+            let bytes = crate::gen::seeded_bytes(seed, 4096 + 64 * body);
+            let mut u = arbitrary::Unstructured::new(&bytes);
+            let insns = crate::gen::ebpf::program(&mut u, body).unwrap_or_else(|_| {
+                vec![
+                    bpfconf_spec::ebpf::Insn::new(0xb7, 0, 0, 0, 0),
+                    bpfconf_spec::ebpf::Insn::new(0x95, 0, 0, 0, 0),
+                ]
+            });
+            (
+                Program::Ebpf(EbpfProgram::new(insns)),
+                Input::Ebpf(EbpfInput::new(Vec::new())),
+            )
+        }
+    }
+}
+
+/// A campaign's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What to generate.
+    pub isa: Isa,
+    /// Campaign seed.
+    pub seed: u64,
+    /// Stop after this many units (if set).
+    pub count: Option<u64>,
+    /// Stop after this long (if set; checked between chunks).
+    pub time: Option<Duration>,
+    /// Body instructions per program.
+    pub body: usize,
+    /// Minimize divergences before writing them.
+    pub minimize: bool,
+    /// Draw a progress bar (the caller decides: only on a terminal).
+    pub bar: bool,
+}
+
+/// One divergence a campaign found.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Unit index in the campaign.
+    pub index: u64,
+    /// The unit's seed.
+    pub unit_seed: u64,
+    /// The (possibly minimized) program.
+    pub program: Program,
+    /// The (possibly minimized) input.
+    pub input: Input,
+    /// The divergence.
+    pub diff: Diff,
+    /// Instructions before minimization.
+    pub original_len: usize,
+}
+
+/// What a campaign did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Units run.
+    pub units: u64,
+    /// Units where both engines agreed.
+    pub matched: u64,
+    /// Units one engine refused.
+    pub one_rejected: u64,
+    /// Units both engines refused.
+    pub both_rejected: u64,
+    /// Units at least one engine could not run.
+    pub unsupported: u64,
+    /// The divergences, in unit order.
+    pub found: Vec<Found>,
+    /// Wall-clock time of the campaign.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Units per second over the campaign.
+    pub fn rate(&self) -> f64 {
+        self.units as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Units per parallel chunk.
+const CHUNK: u64 = 2048;
+
+/// Runs a campaign of `cfg` on engines `a` and `b`.
+pub fn campaign(cfg: &Config, a: &dyn Engine, b: &dyn Engine) -> Summary {
+    let start = Instant::now();
+    let mut s = Summary::default();
+    let limit = cfg
+        .count
+        .unwrap_or(if cfg.time.is_some() { u64::MAX } else { 10_000 });
+    let pb = if cfg.bar {
+        let pb = match cfg.count {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::new_spinner(),
+        };
+        if let Ok(st) =
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos} {msg}")
+        {
+            pb.set_style(st);
+        }
+        Some(pb)
+    } else {
+        None
+    };
+    let mut next = 0u64;
+    while next < limit {
+        if cfg.time.is_some_and(|t| start.elapsed() >= t) {
+            break;
+        }
+        let end = next.saturating_add(CHUNK).min(limit);
+        let results: Vec<(u64, Diff)> = (next..end)
+            .into_par_iter()
+            .map(|i| {
+                let (p, inp) = unit(cfg.isa, unit_seed(cfg.seed, i), cfg.body);
+                (i, diff_unit(a, b, &p, &inp))
+            })
+            .collect();
+        for (i, d) in results {
+            s.units += 1;
+            match d {
+                Diff::Match => s.matched += 1,
+                Diff::OneRejected { .. } => s.one_rejected += 1,
+                Diff::BothRejected => s.both_rejected += 1,
+                Diff::Unsupported(_) => s.unsupported += 1,
+                Diff::Divergence { .. } => {
+                    let us = unit_seed(cfg.seed, i);
+                    let (p, inp) = unit(cfg.isa, us, cfg.body);
+                    let original_len = program_len(&p);
+                    let (p, inp, d) = if cfg.minimize {
+                        crate::minimize::minimize(a, b, &p, &inp)
+                            .map_or((p, inp, d), |m| (m.program, m.input, m.diff))
+                    } else {
+                        (p, inp, d)
+                    };
+                    s.found.push(Found {
+                        index: i,
+                        unit_seed: us,
+                        program: p,
+                        input: inp,
+                        diff: d,
+                        original_len,
+                    });
+                }
+            }
+        }
+        next = end;
+        if let Some(pb) = &pb {
+            pb.set_position(next);
+            pb.set_message(format!("{} divergences", s.found.len()));
+        }
+    }
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    s.elapsed = start.elapsed();
+    s
+}
+
+/// Number of instructions (slots) of a program.
+pub fn program_len(p: &Program) -> usize {
+    match p {
+        Program::Classic(c) => c.insns.len(),
+        Program::Ebpf(e) => e.insns.len(),
+    }
+}
+
+/// Renders a unit as a TOML spec case named `name`, with `header` as its comment (one `#`
+/// line per line). The expectation is engine A's observation (`a_side`), the reference.
+pub fn case_toml(
+    name: &str,
+    header: &str,
+    program: &Program,
+    input: &Input,
+    a_side: &crate::diff::Side,
+) -> String {
+    use crate::diff::Side;
+    use bpfconf_engines::Observed;
+    let mut t = String::new();
+    for line in header.lines() {
+        let _ = writeln!(t, "# {line}");
+    }
+    let _ = writeln!(t, "[[case]]\nname = \"{name}\"");
+    let mut ctx_toml = None;
+    match (program, input) {
+        (Program::Classic(ClassicProgram { dialect, insns, .. }), Input::Classic(ci)) => {
+            let _ = writeln!(t, "dialects = [\"{dialect}\"]");
+            let rows: Vec<String> = insns
+                .iter()
+                .map(|i| format!("[{:#04x}, {}, {}, {:#x}]", i.code, i.jt, i.jf, i.k))
+                .collect();
+            let _ = writeln!(t, "insns = [{}]", rows.join(", "));
+            let _ = writeln!(t, "packet = \"{}\"", to_hex(&ci.packet));
+            let spec = CtxSpec::from(&ci.ctx);
+            if spec != CtxSpec::default() {
+                ctx_toml = toml::to_string(&spec).ok();
+            }
+        }
+        (Program::Ebpf(p), inp) => {
+            let _ = writeln!(t, "isa = \"ebpf\"");
+            let rows: Vec<String> = p
+                .insns
+                .iter()
+                .map(|i| {
+                    format!(
+                        "[{:#04x}, {}, {}, {}, {}]",
+                        i.code, i.dst, i.src, i.off, i.imm
+                    )
+                })
+                .collect();
+            let _ = writeln!(t, "insns = [{}]", rows.join(", "));
+            if let Input::Ebpf(e) = inp {
+                if !e.mem.is_empty() {
+                    let _ = writeln!(t, "mem = \"{}\"", to_hex(&e.mem));
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(c) = ctx_toml {
+        let _ = writeln!(t, "[case.ctx]\n{}", c.trim_end());
+    }
+    let _ = writeln!(t, "[case.expect]");
+    let ebpf = matches!(program, Program::Ebpf(_));
+    match a_side {
+        Side::Ran(o) => match o.ret {
+            Observed::Exact(v) if ebpf => {
+                let _ = writeln!(t, "r0 = \"{v:#x}\"");
+            }
+            Observed::Exact(v) => {
+                let _ = writeln!(t, "ret = {}", v as u32);
+                if let Some(m) = &o.mem {
+                    let slots: Vec<String> = m
+                        .iter()
+                        .enumerate()
+                        .map(|(i, w)| format!("{i} = {w}"))
+                        .collect();
+                    let _ = writeln!(t, "mem = {{ {} }}", slots.join(", "));
+                }
+            }
+            Observed::Delivered(_) => {
+                let _ = writeln!(t, "any_ret = true");
+            }
+        },
+        Side::Fault(_) => {
+            let _ = writeln!(t, "fault = true");
+        }
+        _ => {
+            let _ = writeln!(t, "any_ret = true");
+        }
+    }
+    t
+}
+
+/// Writes a found divergence as `DIR/fuzz-<a>-<b>-<seed>-<index>.toml`; returns the path.
+pub fn write_case(
+    dir: &Path,
+    a: &dyn Engine,
+    b: &dyn Engine,
+    cfg: &Config,
+    f: &Found,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let name = format!("fuzz_{}_{}_{}_{}", a.name(), b.name(), cfg.seed, f.index)
+        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+    let isa = match cfg.isa {
+        Isa::Classic(d) => format!("classic --dialect {d}"),
+        Isa::Ebpf => "ebpf".into(),
+    };
+    let header = format!(
+        "Found by `bpfconf fuzz --engines {},{} --isa {isa} --seed {} --body {}` (unit {}, unit seed {:#x}).\n\
+         {} vs {}: {}\n\
+         {} instructions (from {}). Expectation: what {} observed.",
+        a.name(),
+        b.name(),
+        cfg.seed,
+        cfg.body,
+        f.index,
+        f.unit_seed,
+        a.name(),
+        b.name(),
+        f.diff,
+        program_len(&f.program),
+        f.original_len,
+        a.name()
+    );
+    let side = crate::diff::run_side(a, &f.program, &f.input);
+    let text = case_toml(&name, &header, &f.program, &f.input, &side);
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// The engine pair of a cargo-fuzz target: `BPFCONF_FUZZ_ENGINES` (two comma-separated
+/// names), else `default`; when that pair is not available here, the reference interpreter
+/// against itself (with a warning), so a target never fails to start.
+pub fn pair_from_env(default: &str) -> EnginePair {
+    let list = std::env::var("BPFCONF_FUZZ_ENGINES").unwrap_or_else(|_| default.to_string());
+    engines(&list).unwrap_or_else(|why| {
+        eprintln!("bpfconf fuzz target: {why}; comparing interp with itself");
+        (Box::new(Interp::new()), Box::new(Interp::new()))
+    })
+}
+
+/// The check of a cargo-fuzz differential target: runs the unit on both engines and panics
+/// on a divergence (so libFuzzer keeps the input as an artifact). With `BPFCONF_FUZZ_OUT=DIR`
+/// the unit is first written there as a TOML case for `bpfconf minimize`.
+pub fn check_divergence(pair: &EnginePair, program: &Program, input: &Input) {
+    let (a, b) = (pair.0.as_ref(), pair.1.as_ref());
+    let d = diff_unit(a, b, program, input);
+    if !d.is_divergence() {
+        return;
+    }
+    if let Ok(dir) = std::env::var("BPFCONF_FUZZ_OUT") {
+        let _ = std::fs::create_dir_all(&dir);
+        let side = crate::diff::run_side(a, program, input);
+        let name = format!("libfuzzer_{}_{}", a.name(), b.name())
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+        let header = format!(
+            "Found by a cargo-fuzz target.\n{} vs {}: {d}",
+            a.name(),
+            b.name()
+        );
+        let path = Path::new(&dir).join(format!("{name}_{}.toml", std::process::id()));
+        let _ = std::fs::write(&path, case_toml(&name, &header, program, input, &side));
+    }
+    panic!("{} vs {}: {d}", a.name(), b.name());
+}
+
+/// The `bpfconf fuzz` and `bpfconf minimize` subcommands.
+pub mod cli {
+    use super::{campaign, engines, write_case, Config, Isa};
+    use anyhow::{anyhow, bail, Result};
+    use bpfconf_engines::{EbpfInput, EbpfProgram, Input, Program};
+    use bpfconf_spec::Dialect;
+    use std::io::IsTerminal;
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+    use std::time::Duration;
+
+    /// Instruction set of `bpfconf fuzz`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+    pub enum IsaArg {
+        /// Classic BPF (dialect from `--dialect`).
+        Classic,
+        /// eBPF.
+        Ebpf,
+    }
+
+    /// Options of `bpfconf fuzz`.
+    #[derive(Debug, clap::Args)]
+    pub struct FuzzArgs {
+        /// The two engines to compare, comma-separated.
+        #[arg(long, default_value = "interp,linux")]
+        pub engines: String,
+        /// Instruction set to generate.
+        #[arg(long, value_enum, default_value = "classic")]
+        pub isa: IsaArg,
+        /// Classic dialect.
+        #[arg(long, default_value = "linux")]
+        pub dialect: Dialect,
+        /// Campaign seed (the same seed and bounds give the same units).
+        #[arg(long, default_value_t = 0)]
+        pub seed: u64,
+        /// Number of programs to run (default 10000 when no --time).
+        #[arg(long, conflicts_with = "time")]
+        pub count: Option<u64>,
+        /// Run for this many seconds.
+        #[arg(long)]
+        pub time: Option<u64>,
+        /// Body instructions per generated program.
+        #[arg(long, default_value_t = 16)]
+        pub body: usize,
+        /// Directory the divergences are written to as TOML cases.
+        #[arg(long, default_value = "corpus/regressions")]
+        pub out: PathBuf,
+        /// Write divergences as found, without minimizing them.
+        #[arg(long)]
+        pub no_minimize: bool,
+    }
+
+    /// Runs `bpfconf fuzz`; exits with failure when a divergence was found.
+    pub fn fuzz_main(a: FuzzArgs) -> Result<ExitCode> {
+        let (ea, eb) = engines(&a.engines).map_err(|e| anyhow!(e))?;
+        let isa = match a.isa {
+            IsaArg::Classic => Isa::Classic(a.dialect),
+            IsaArg::Ebpf => Isa::Ebpf,
+        };
+        let cfg = Config {
+            isa,
+            seed: a.seed,
+            count: a.count,
+            time: a.time.map(Duration::from_secs),
+            body: a.body,
+            minimize: !a.no_minimize,
+            bar: std::io::stderr().is_terminal() && std::io::stdout().is_terminal(),
+        };
+        let s = campaign(&cfg, ea.as_ref(), eb.as_ref());
+        for f in &s.found {
+            let path = write_case(&a.out, ea.as_ref(), eb.as_ref(), &cfg, f)?;
+            println!(
+                "divergence: unit {} (seed {:#x}): {} [{} -> {} insns] -> {}",
+                f.index,
+                f.unit_seed,
+                f.diff,
+                f.original_len,
+                super::program_len(&f.program),
+                path.display()
+            );
+        }
+        let threads = rayon::current_num_threads().max(1);
+        println!(
+            "{} vs {}: {} programs in {:.2}s ({:.0}/s, {:.0}/s/core on {threads} threads): {} match, {} divergent, {} one rejected, {} both rejected, {} unsupported",
+            ea.name(),
+            eb.name(),
+            s.units,
+            s.elapsed.as_secs_f64(),
+            s.rate(),
+            s.rate() / threads as f64,
+            s.matched,
+            s.found.len(),
+            s.one_rejected,
+            s.both_rejected,
+            s.unsupported
+        );
+        Ok(if s.found.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+
+    /// Options of `bpfconf minimize`.
+    #[derive(Debug, clap::Args)]
+    pub struct MinimizeArgs {
+        /// The TOML case file (its first case, or `--case`).
+        pub case: PathBuf,
+        /// The two engines whose divergence to keep.
+        #[arg(long, default_value = "interp,linux")]
+        pub engines: String,
+        /// Name (or `group/name`) of the case in the file.
+        #[arg(long = "case")]
+        pub name: Option<String>,
+        /// Dialect of a classic case (default: its first).
+        #[arg(long)]
+        pub dialect: Option<Dialect>,
+        /// Write the minimized case here instead of printing it.
+        #[arg(long)]
+        pub out: Option<PathBuf>,
+    }
+
+    /// Runs `bpfconf minimize`.
+    pub fn minimize_main(a: MinimizeArgs) -> Result<ExitCode> {
+        let (ea, eb) = engines(&a.engines).map_err(|e| anyhow!(e))?;
+        let r = bpfconf_spec::case::load_path(&a.case);
+        if let Some(e) = r.errors.first() {
+            bail!("{e}");
+        }
+        let wanted = |n: &str| {
+            a.name
+                .as_deref()
+                .is_none_or(|w| n == w || n.rsplit('/').next() == Some(w))
+        };
+        let (name, program, input) = if let Some(c) = r.cases.iter().find(|c| wanted(&c.name)) {
+            let d = a
+                .dialect
+                .or_else(|| c.dialects.first().copied())
+                .ok_or_else(|| anyhow!("{}: no dialect", c.name))?;
+            (
+                c.name.clone(),
+                crate::suite::program_for(c, d),
+                crate::suite::input_for(c),
+            )
+        } else if let Some(c) = r.ebpf.iter().find(|c| wanted(&c.name)) {
+            let mut p = EbpfProgram::new(c.program.clone());
+            p.maps = c.maps.clone();
+            p.progs = c.progs.clone();
+            let mut i = EbpfInput::new(c.mem.clone());
+            i.maps = c.map_init.clone();
+            (c.name.clone(), Program::Ebpf(p), Input::Ebpf(i))
+        } else {
+            bail!("{}: no such case", a.case.display());
+        };
+        let Some(m) = crate::minimize::minimize(ea.as_ref(), eb.as_ref(), &program, &input) else {
+            bail!(
+                "{name}: {} and {} do not diverge on it",
+                ea.name(),
+                eb.name()
+            );
+        };
+        let header = format!(
+            "Minimized by `bpfconf minimize {} --engines {},{}` from {name} ({} -> {} instructions, {} runs).\n\
+             Signature: {}\n{} vs {}: {}",
+            a.case.display(),
+            ea.name(),
+            eb.name(),
+            super::program_len(&program),
+            super::program_len(&m.program),
+            m.tries,
+            m.signature,
+            ea.name(),
+            eb.name(),
+            m.diff
+        );
+        let short = name.rsplit('/').next().unwrap_or(&name);
+        let side = crate::diff::run_side(ea.as_ref(), &m.program, &m.input);
+        let text = super::case_toml(
+            &format!("{short}_min"),
+            &header,
+            &m.program,
+            &m.input,
+            &side,
+        );
+        match &a.out {
+            Some(p) => {
+                std::fs::write(p, &text)?;
+                eprintln!("{}", header.lines().next().unwrap_or(""));
+            }
+            None => print!("{text}"),
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(isa: Isa, count: u64) -> Config {
+        Config {
+            isa,
+            seed: 1,
+            count: Some(count),
+            time: None,
+            body: 16,
+            minimize: false,
+            bar: false,
+        }
+    }
+
+    #[test]
+    fn interp_agrees_with_itself() {
+        let e = Interp::new();
+        for isa in [
+            Isa::Classic(Dialect::Linux),
+            Isa::Classic(Dialect::Netbsd),
+            Isa::Ebpf,
+        ] {
+            let s = campaign(&cfg(isa, 300), &e, &e);
+            assert_eq!(s.units, 300);
+            assert!(s.found.is_empty(), "{isa:?}: {:?}", s.found.first());
+        }
+    }
+
+    #[test]
+    fn finds_the_injected_bug_and_writes_loadable_cases() {
+        let a = Interp::new();
+        let b = BuggyInterp::new();
+        for isa in [Isa::Classic(Dialect::Bsd), Isa::Ebpf] {
+            let s = campaign(&cfg(isa, 2000), &a, &b);
+            assert!(!s.found.is_empty(), "{isa:?}: injected bug not found");
+            let dir = std::env::temp_dir().join(format!(
+                "bpfconf-fuzz-test-{}-{}",
+                std::process::id(),
+                matches!(isa, Isa::Ebpf)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            let path = write_case(&dir, &a, &b, &cfg(isa, 2000), &s.found[0]).unwrap();
+            let r = bpfconf_spec::case::load_path(&path);
+            assert!(
+                r.errors.is_empty(),
+                "{:?}\n{}",
+                r.errors,
+                std::fs::read_to_string(&path).unwrap()
+            );
+            assert_eq!(r.cases.len() + r.ebpf.len(), 1);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn buggy_interp_needs_the_env_switch() {
+        if std::env::var(INJECT_BUG_ENV).as_deref() != Ok("1") {
+            assert!(engines("interp,buggy-interp").is_err());
+        }
+        assert!(engines("interp").is_err());
+    }
+
+    #[test]
+    fn campaigns_are_reproducible() {
+        assert_eq!(unit_seed(3, 4), unit_seed(3, 4));
+        assert_eq!(
+            unit(Isa::Classic(Dialect::Linux), 9, 8),
+            unit(Isa::Classic(Dialect::Linux), 9, 8)
+        );
+    }
+}
