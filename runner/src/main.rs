@@ -13,7 +13,7 @@ use bpfconf_spec::case::{self, CtxSpec};
 use bpfconf_spec::cbpf::{disasm, formats, Insn};
 use bpfconf_spec::ebpf::isa::Group;
 use bpfconf_spec::Dialect;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -28,94 +28,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run spec cases (TOML files or directories) on engines and report pass/fail/skip.
-    Run {
-        /// Engines, comma-separated (default: interp,linux,pcap; `all` for every engine).
-        #[arg(long)]
-        engine: Option<String>,
-        /// Only cases whose `group/name` matches this regex.
-        #[arg(long)]
-        filter: Option<String>,
-        /// Leave out cases whose `group/name` matches this regex.
-        #[arg(long)]
-        exclude: Option<String>,
-        /// Only these classic dialects, comma-separated (linux, bsd, netbsd).
-        #[arg(long)]
-        dialect: Option<String>,
-        /// eBPF: skip programs needing a newer CPU version than this (1-4).
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
-        cpu_version: Option<u8>,
-        /// eBPF: run only programs whose instructions belong to these conformance groups
-        /// (comma-separated: base32, base64, atomic32, atomic64, divmul32, divmul64, packet, callx).
-        #[arg(long)]
-        include_groups: Option<String>,
-        /// eBPF: skip programs using any of these conformance groups.
-        #[arg(long)]
-        exclude_groups: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "human")]
-        format: RunFormat,
-        /// Expected-failure list (TOML `[[expect_fail]]` entries: engine, case regex, optional
-        /// variant, reason). An expected failure that passes fails the run.
-        #[arg(long, value_name = "FILE")]
-        expect_fail: Option<PathBuf>,
-        /// Print every verdict, not only failures.
-        #[arg(short, long)]
-        verbose: bool,
-        /// Case files or directories (TOML cases, bpf_conformance `.data` files).
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-    },
+    Run(RunArgs),
     /// Run one program once and print the outcome.
-    Exec {
-        /// Engine to run on.
-        #[arg(long, default_value = "interp")]
-        engine: String,
-        /// Dialect.
-        #[arg(long, default_value = "linux")]
-        dialect: Dialect,
-        /// Program in bpf_asm syntax.
-        #[arg(long, group = "prog")]
-        asm: Option<PathBuf>,
-        /// Program as `code jt jf k` quads (tcpdump -ddd, -dd or bpf_asm comma form).
-        #[arg(long, group = "prog")]
-        quads: Option<PathBuf>,
-        /// Program compiled from a tcpdump filter expression by libpcap, e.g. `tcp port 22`.
-        #[arg(long, group = "prog")]
-        expr: Option<String>,
-        /// Link type --expr compiles for: a DLT number or name (EN10MB, RAW, LINUX_SLL…).
-        /// Default: the --pcap file's link type, else EN10MB.
-        #[arg(long, requires = "expr")]
-        linktype: Option<String>,
-        /// Run on every packet of a pcap/pcapng file (`-`: stdin) instead of --packet, printing
-        /// one line per packet: index, length, verdict and return value.
-        #[arg(long, conflicts_with = "packet")]
-        pcap: Option<PathBuf>,
-        /// Instruction set of the program: classic or ebpf.
-        #[arg(long, value_enum, default_value = "classic")]
-        isa: Isa,
-        /// eBPF: a bpf_conformance `.data` file (program and memory).
-        #[arg(long, group = "prog")]
-        data: Option<PathBuf>,
-        /// eBPF: an ELF object built with `clang -target bpf`; runs section `--section` (with
-        /// `--mem HEX`).
-        #[arg(long, group = "prog", requires = "section")]
-        elf: Option<PathBuf>,
-        /// eBPF: the ELF section holding the program (with `--elf`).
-        #[arg(long, requires = "elf")]
-        section: Option<String>,
-        /// Packet bytes in hex (classic).
-        #[arg(long, default_value = "")]
-        packet: String,
-        /// Memory buffer in hex (eBPF: R1 points to it, R2 holds its length).
-        #[arg(long, default_value = "")]
-        mem: String,
-        /// Context as inline TOML, e.g. `{ protocol = 0x800, ifindex = 2 }`.
-        #[arg(long)]
-        ctx: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "human")]
-        format: Format,
-    },
+    Exec(ExecArgs),
     /// Answer JSON-lines requests on stdin (see the serve module docs for the protocol).
     Serve {
         /// Engine to serve.
@@ -195,17 +110,42 @@ fn parse_groups(s: &str) -> Result<Vec<Group>> {
 }
 
 /// Options of `bpfconf run`.
+#[derive(Args)]
 struct RunArgs {
+    /// Engines, comma-separated (default: interp,linux,pcap; `all` for every engine).
+    #[arg(long)]
     engine: Option<String>,
+    /// Only cases whose `group/name` matches this regex.
+    #[arg(long)]
     filter: Option<String>,
+    /// Leave out cases whose `group/name` matches this regex.
+    #[arg(long)]
     exclude: Option<String>,
+    /// Only these classic dialects, comma-separated (linux, bsd, netbsd).
+    #[arg(long)]
     dialect: Option<String>,
+    /// eBPF: skip programs needing a newer CPU version than this (1-4).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
     cpu_version: Option<u8>,
+    /// eBPF: run only programs whose instructions belong to these conformance groups
+    /// (comma-separated: base32, base64, atomic32, atomic64, divmul32, divmul64, packet, callx).
+    #[arg(long)]
     include_groups: Option<String>,
+    /// eBPF: skip programs using any of these conformance groups.
+    #[arg(long)]
     exclude_groups: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
     format: RunFormat,
+    /// Expected-failure list (TOML `[[expect_fail]]` entries: engine, case regex, optional
+    /// variant, reason). An expected failure that passes fails the run.
+    #[arg(long, value_name = "FILE")]
     expect_fail: Option<PathBuf>,
+    /// Print every verdict, not only failures.
+    #[arg(short, long)]
     verbose: bool,
+    /// Case files or directories (TOML cases, bpf_conformance `.data` files).
+    #[arg(required = true)]
     paths: Vec<PathBuf>,
 }
 
@@ -267,21 +207,55 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode> {
 }
 
 /// Options of `bpfconf exec`.
+#[derive(Args)]
 struct ExecArgs {
+    /// Engine to run on.
+    #[arg(long, default_value = "interp")]
     engine: String,
+    /// Dialect.
+    #[arg(long, default_value = "linux")]
     dialect: Dialect,
+    /// Program in bpf_asm syntax.
+    #[arg(long, group = "prog")]
     asm: Option<PathBuf>,
+    /// Program as `code jt jf k` quads (tcpdump -ddd, -dd or bpf_asm comma form).
+    #[arg(long, group = "prog")]
     quads: Option<PathBuf>,
+    /// Program compiled from a tcpdump filter expression by libpcap, e.g. `tcp port 22`.
+    #[arg(long, group = "prog")]
     expr: Option<String>,
+    /// Link type --expr compiles for: a DLT number or name (EN10MB, RAW, LINUX_SLL…).
+    /// Default: the --pcap file's link type, else EN10MB.
+    #[arg(long, requires = "expr")]
     linktype: Option<String>,
+    /// Run on every packet of a pcap/pcapng file (`-`: stdin) instead of --packet, printing
+    /// one line per packet: index, length, verdict and return value.
+    #[arg(long, conflicts_with = "packet")]
     pcap: Option<PathBuf>,
+    /// Instruction set of the program: classic or ebpf.
+    #[arg(long, value_enum, default_value = "classic")]
     isa: Isa,
+    /// eBPF: a bpf_conformance `.data` file (program and memory).
+    #[arg(long, group = "prog")]
     data: Option<PathBuf>,
+    /// eBPF: an ELF object built with `clang -target bpf`; runs section `--section` (with
+    /// `--mem HEX`).
+    #[arg(long, group = "prog", requires = "section")]
     elf: Option<PathBuf>,
+    /// eBPF: the ELF section holding the program (with `--elf`).
+    #[arg(long, requires = "elf")]
     section: Option<String>,
+    /// Packet bytes in hex (classic).
+    #[arg(long, default_value = "")]
     packet: String,
+    /// Memory buffer in hex (eBPF: R1 points to it, R2 holds its length).
+    #[arg(long, default_value = "")]
     mem: String,
+    /// Context as inline TOML, e.g. `{ protocol = 0x800, ifindex = 2 }`.
+    #[arg(long)]
     ctx: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
     format: Format,
 }
 
@@ -509,64 +483,8 @@ fn cmd_engines() -> ExitCode {
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run {
-            engine,
-            filter,
-            exclude,
-            dialect,
-            cpu_version,
-            include_groups,
-            exclude_groups,
-            format,
-            expect_fail,
-            verbose,
-            paths,
-        } => cmd_run(RunArgs {
-            engine,
-            filter,
-            exclude,
-            dialect,
-            cpu_version,
-            include_groups,
-            exclude_groups,
-            format,
-            expect_fail,
-            verbose,
-            paths,
-        }),
-        Cmd::Exec {
-            engine,
-            dialect,
-            asm,
-            quads,
-            expr,
-            linktype,
-            pcap,
-            isa,
-            data,
-            elf,
-            section,
-            packet,
-            mem,
-            ctx,
-            format,
-        } => cmd_exec(ExecArgs {
-            engine,
-            dialect,
-            asm,
-            quads,
-            expr,
-            linktype,
-            pcap,
-            isa,
-            data,
-            elf,
-            section,
-            packet,
-            mem,
-            ctx,
-            format,
-        }),
+        Cmd::Run(a) => cmd_run(a),
+        Cmd::Exec(a) => cmd_exec(a),
         Cmd::Serve { engine } => {
             let engines = select_engines(Some(&engine)).map_err(|e| anyhow!(e))?;
             let stdin = std::io::stdin();
