@@ -12,6 +12,7 @@ pub mod pcap;
 pub mod plugin;
 #[cfg(feature = "rbpf")]
 pub mod rbpf;
+pub mod signal;
 
 use bpfconf_spec::case::Ctx;
 use bpfconf_spec::cbpf::Insn;

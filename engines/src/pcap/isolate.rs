@@ -51,22 +51,7 @@ impl fmt::Display for Failure {
     }
 }
 
-/// The conventional name of a signal (`SIGABRT`), or `signal N`.
-pub fn signal_name(sig: i32) -> String {
-    let name = match sig {
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGILL => "SIGILL",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGTRAP => "SIGTRAP",
-        libc::SIGALRM => "SIGALRM",
-        _ => return format!("signal {sig}"),
-    };
-    name.into()
-}
+pub use crate::signal::signal_name;
 
 fn os_err(what: &str) -> Failure {
     Failure::Os(format!("{what}: {}", std::io::Error::last_os_error()))

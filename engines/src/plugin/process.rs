@@ -51,20 +51,7 @@ pub fn describe_status(s: ExitStatus) -> String {
     }
 }
 
-/// A signal's name for messages.
-pub fn signal_name(sig: i32) -> String {
-    match sig {
-        libc::SIGSEGV => "SIGSEGV".into(),
-        libc::SIGBUS => "SIGBUS".into(),
-        libc::SIGILL => "SIGILL".into(),
-        libc::SIGFPE => "SIGFPE".into(),
-        libc::SIGABRT => "SIGABRT".into(),
-        libc::SIGKILL => "SIGKILL".into(),
-        libc::SIGTERM => "SIGTERM".into(),
-        libc::SIGPIPE => "SIGPIPE".into(),
-        n => format!("signal {n}"),
-    }
-}
+pub use crate::signal::signal_name;
 
 /// Finds the program a command's first word names: a path, or a name looked up in `PATH`.
 pub fn resolve_program(word: &str) -> Result<std::path::PathBuf, String> {

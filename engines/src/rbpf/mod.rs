@@ -359,19 +359,7 @@ impl Loaded for LoadedRbpf {
     }
 }
 
-/// A signal's name for messages.
-pub fn signal_name(sig: i32) -> String {
-    match sig {
-        libc::SIGSEGV => "SIGSEGV".into(),
-        libc::SIGBUS => "SIGBUS".into(),
-        libc::SIGILL => "SIGILL".into(),
-        libc::SIGFPE => "SIGFPE".into(),
-        libc::SIGABRT => "SIGABRT".into(),
-        libc::SIGKILL => "SIGKILL".into(),
-        libc::SIGTRAP => "SIGTRAP".into(),
-        n => format!("signal {n}"),
-    }
-}
+pub use crate::signal::signal_name;
 
 impl Engine for Rbpf {
     fn name(&self) -> &str {
