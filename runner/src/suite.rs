@@ -439,28 +439,48 @@ pub fn units<'a>(cases: &'a [Case], ebpf: &'a [EbpfCase], sel: &Selection) -> Ve
 
 /// Runs units on the given engines, in parallel.
 pub fn run_units(units: &[Unit], engines: &[Box<dyn Engine>]) -> SuiteReport {
+    run_units_with(units, engines, &|| {}).0
+}
+
+/// Runs every unit on every engine in parallel, calling `done` after each result (for progress
+/// bars). Returns the report (results in unit order, then engine order) and each result's
+/// duration in seconds, in the same order.
+pub fn run_units_with(
+    units: &[Unit],
+    engines: &[Box<dyn Engine>],
+    done: &(dyn Fn() + Sync),
+) -> (SuiteReport, Vec<f64>) {
     let avail: Vec<Result<(), String>> = engines.iter().map(|e| e.availability()).collect();
     let tasks: Vec<(usize, usize)> = (0..units.len())
         .flat_map(|u| (0..engines.len()).map(move |e| (u, e)))
         .collect();
-    let results = tasks
+    let timed: Vec<(CaseResult, f64)> = tasks
         .par_iter()
         .map(|&(u, ei)| {
             let unit = &units[u];
-            CaseResult {
+            let start = std::time::Instant::now();
+            let verdict = run_unit(unit, engines[ei].as_ref(), &avail[ei]);
+            let secs = start.elapsed().as_secs_f64();
+            done();
+            let result = CaseResult {
                 case: unit.case.to_string(),
                 file: unit.file.to_path_buf(),
                 line: unit.line,
                 variant: unit.variant.clone(),
                 engine: engines[ei].name().to_string(),
-                verdict: run_unit(unit, engines[ei].as_ref(), &avail[ei]),
-            }
+                verdict,
+            };
+            (result, secs)
         })
         .collect();
-    SuiteReport {
-        results,
-        load_errors: Vec::new(),
-    }
+    let (results, times) = timed.into_iter().unzip();
+    (
+        SuiteReport {
+            results,
+            load_errors: Vec::new(),
+        },
+        times,
+    )
 }
 
 /// Runs the selected classic cases on the given engines, in parallel.
