@@ -12,7 +12,8 @@ use bpfconf_spec::case::{Ctx, Dev};
 use bpfconf_spec::cbpf::ext::{Ext, SKF_LL_OFF, SKF_NET_OFF};
 use bpfconf_spec::cbpf::{AluOp, Insn, JmpOp, Op, Size, Src};
 use bpfconf_spec::Dialect;
-use std::sync::{Mutex, MutexGuard};
+
+mod support;
 
 #[path = "linux/diff.rs"]
 mod diff;
@@ -23,27 +24,22 @@ mod resources;
 #[path = "linux/unix.rs"]
 mod unix;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
+use support::serial;
 
 fn required() -> bool {
-    std::env::var("BPFCONF_REQUIRE_KERNEL").is_ok_and(|v| v == "1")
+    support::required("BPFCONF_REQUIRE_KERNEL")
 }
 
 /// The engine, or `None` (after printing why) when it is unavailable and not required.
 fn engine() -> Option<Linux> {
     let e = Linux::new();
-    match e.availability() {
-        Ok(()) => Some(e),
-        Err(why) if required() => panic!("kernel engine required but unavailable: {why}"),
-        Err(why) => {
-            eprintln!("skipped: kernel engine unavailable: {why}");
-            None
-        }
-    }
+    let availability = e.availability();
+    support::available(
+        e,
+        availability,
+        "BPFCONF_REQUIRE_KERNEL",
+        "the kernel engine",
+    )
 }
 
 /// The engine and its packet-path devices, or `None` (after printing why).

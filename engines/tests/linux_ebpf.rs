@@ -15,16 +15,13 @@ use bpfconf_spec::ebpf::data::load_data;
 use bpfconf_spec::ebpf::{alu, class, jmp, mode, size, source, Insn};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
-static SERIAL: Mutex<()> = Mutex::new(());
+mod support;
 
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
+use support::serial;
 
 fn required() -> bool {
-    std::env::var("BPFCONF_REQUIRE_KERNEL").is_ok_and(|v| v == "1")
+    support::required("BPFCONF_REQUIRE_KERNEL")
 }
 
 fn program(insns: &[Insn]) -> Program {
@@ -39,14 +36,13 @@ fn input(mem: &[u8]) -> Input {
 /// not required.
 fn engine() -> Option<Linux> {
     let e = Linux::new();
-    match e.supports(&program(&[mov_k(0, 0), exit()]), &input(&[])) {
-        Ok(()) => Some(e),
-        Err(why) if required() => panic!("kernel eBPF engine required but unavailable: {why}"),
-        Err(why) => {
-            eprintln!("skipped: kernel eBPF engine unavailable: {why}");
-            None
-        }
-    }
+    let availability = e.supports(&program(&[mov_k(0, 0), exit()]), &input(&[]));
+    support::available(
+        e,
+        availability,
+        "BPFCONF_REQUIRE_KERNEL",
+        "the kernel eBPF engine",
+    )
 }
 
 fn mov_k(dst: u8, imm: i32) -> Insn {

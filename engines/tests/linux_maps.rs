@@ -15,7 +15,8 @@ use bpfconf_engines::{
 use bpfconf_spec::ebpf::asm::assemble;
 use bpfconf_spec::ebpf::maps::{MapContents, MapDef, MapKind};
 use bpfconf_spec::ebpf::Insn;
-use std::sync::{Mutex, MutexGuard};
+
+mod support;
 
 #[path = "linux_maps/array.rs"]
 mod array;
@@ -30,29 +31,20 @@ mod sequence;
 #[path = "linux_maps/tail.rs"]
 mod tail;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn required() -> bool {
-    std::env::var("BPFCONF_REQUIRE_KERNEL").is_ok_and(|v| v == "1")
-}
+use support::serial;
 
 /// The engine, or `None` (after printing why) when the kernel cannot run eBPF here and that is
 /// not required.
 fn engine() -> Option<Linux> {
     let e = Linux::new();
     let probe = Program::Ebpf(EbpfProgram::new(asm("mov %r0, 0\nexit")));
-    match e.supports(&probe, &input(&[], vec![])) {
-        Ok(()) => Some(e),
-        Err(why) if required() => panic!("kernel eBPF engine required but unavailable: {why}"),
-        Err(why) => {
-            eprintln!("skipped: kernel eBPF engine unavailable: {why}");
-            None
-        }
-    }
+    let availability = e.supports(&probe, &input(&[], vec![]));
+    support::available(
+        e,
+        availability,
+        "BPFCONF_REQUIRE_KERNEL",
+        "the kernel eBPF engine",
+    )
 }
 
 /// Assembles bpf_conformance syntax (with `lddw_map_fd %rD, index` for map references).

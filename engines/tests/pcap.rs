@@ -14,32 +14,22 @@ use bpfconf_spec::case::Ctx;
 use bpfconf_spec::cbpf::check::{check, CheckConfig};
 use bpfconf_spec::cbpf::{disasm, Insn};
 use bpfconf_spec::Dialect;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-static SERIAL: Mutex<()> = Mutex::new(());
+mod support;
 
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn required() -> bool {
-    std::env::var("BPFCONF_REQUIRE_PCAP").is_ok_and(|v| v == "1")
-}
+use support::serial;
 
 /// The engine (with `timeout`), or `None` after printing why it is unavailable.
 fn engine_with(timeout: Duration) -> Option<Pcap> {
     let e = Pcap::with_timeout(timeout);
-    match e.availability() {
-        Ok(()) => Some(e),
-        Err(why) if required() => {
-            panic!("BPFCONF_REQUIRE_PCAP=1 but libpcap is unavailable: {why}")
-        }
-        Err(why) => {
-            eprintln!("skipped: pcap engine unavailable: {why}");
-            None
-        }
-    }
+    let availability = e.availability();
+    support::available(
+        e,
+        availability,
+        "BPFCONF_REQUIRE_PCAP",
+        "the pcap engine (libpcap)",
+    )
 }
 
 fn engine() -> Option<Pcap> {
