@@ -162,6 +162,16 @@ fn hello_reply(engine: &dyn Engine, id: Value, hello: &Value) -> Value {
 
 /// Handles one request line and returns the reply object.
 pub fn handle_line(engine: &dyn Engine, line: &str) -> Value {
+    handle_line_with(engine, &engine.availability(), line)
+}
+
+/// Handles one request line given the engine's availability, checked once per server rather
+/// than per request (for the kernel it costs a socket pair and a filter attach).
+pub fn handle_line_with(
+    engine: &dyn Engine,
+    availability: &Result<(), String>,
+    line: &str,
+) -> Value {
     let v: Value = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(e) => return json!({"id": null, "error": format!("malformed JSON: {e}")}),
@@ -178,29 +188,25 @@ pub fn handle_line(engine: &dyn Engine, line: &str) -> Value {
         Ok(x) => x,
         Err(e) => return json!({"id": id, "error": e}),
     };
-    if let Err(reason) = engine.availability() {
+    if let Err(reason) = availability {
         return json!({"id": id, "skipped": format!("engine unavailable: {reason}")});
     }
     if let Err(reason) = engine.supports(&program, &input) {
         return json!({"id": id, "skipped": reason});
     }
     match execute(engine, &program, &input, load_only) {
-        Ok(Actual::Ran(o)) if matches!(program, Program::Ebpf(_)) => {
-            let mut r = match o.ret {
-                Observed::Exact(v) => json!({"id": id, "r0": v}),
-                Observed::Delivered(d) => json!({"id": id, "delivered": d}),
-            };
-            if let Some(m) = o.memory {
-                r["mem"] = json!(bpfconf_spec::case::to_hex(&m));
-            }
-            r
-        }
         Ok(Actual::Ran(o)) => {
-            let mut r = match o.ret {
-                Observed::Exact(v) => json!({"id": id, "ret": v}),
-                Observed::Delivered(d) => json!({"id": id, "delivered": d}),
-            };
-            if let Some(m) = o.mem {
+            let ebpf = matches!(program, Program::Ebpf(_));
+            let mut r = json!({ "id": id });
+            match o.ret {
+                Observed::Exact(v) => r[if ebpf { "r0" } else { "ret" }] = json!(v),
+                Observed::Delivered(d) => r["delivered"] = json!(d),
+            }
+            if ebpf {
+                if let Some(m) = o.memory {
+                    r["mem"] = json!(bpfconf_spec::case::to_hex(&m));
+                }
+            } else if let Some(m) = o.mem {
                 r["mem"] = json!(m);
             }
             r
@@ -224,13 +230,14 @@ pub fn serve(
     input: impl BufRead,
     mut output: impl Write,
 ) -> io::Result<usize> {
+    let availability = engine.availability();
     let mut n = 0;
     for line in input.lines() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let reply = handle_line(engine, &line);
+        let reply = handle_line_with(engine, &availability, &line);
         writeln!(output, "{reply}")?;
         output.flush()?;
         n += 1;
