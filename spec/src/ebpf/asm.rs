@@ -58,15 +58,9 @@ use operand::Target;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// An assembly error with the 1-based line of the assembly text it refers to.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
-pub struct AsmError {
-    /// 1-based line in the assembly text.
-    pub line: usize,
-    /// What is wrong.
-    pub message: String,
-}
+/// An assembly error with the 1-based line of the assembly text it refers to (the same type as
+/// the classic assembler's).
+pub use crate::cbpf::asm::AsmError;
 
 /// Assembles bpf_conformance-syntax text into instruction slots.
 pub fn assemble(text: &str) -> Result<Vec<Insn>, AsmError> {
