@@ -74,6 +74,17 @@ pub enum Input {
     Ebpf(EbpfInput),
 }
 
+impl Input {
+    /// The length return values are projected against: the classic packet's or the eBPF
+    /// memory buffer's.
+    pub fn data_len(&self) -> usize {
+        match self {
+            Input::Classic(c) => c.packet.len(),
+            Input::Ebpf(e) => e.mem.len(),
+        }
+    }
+}
+
 /// The input of an eBPF run, as bpf_conformance defines it: R1 points to a copy of `mem` and
 /// R2 holds its length (R1 = R2 = 0 when `mem` is empty); R10 points one past the 512-byte stack.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -219,17 +219,9 @@ pub fn differs_in(a: &Side, b: &Side, len: usize, field: &str) -> bool {
     }
 }
 
-/// The input length used to project return values (classic packet or eBPF memory length).
-pub fn input_len(input: &Input) -> usize {
-    match input {
-        Input::Classic(c) => c.packet.len(),
-        Input::Ebpf(e) => e.mem.len(),
-    }
-}
-
 /// Runs one unit on two engines and compares.
 pub fn diff_unit(a: &dyn Engine, b: &dyn Engine, program: &Program, input: &Input) -> Diff {
-    let len = input_len(input);
+    let len = input.data_len();
     compare(
         &run_side(a, program, input),
         &run_side(b, program, input),

@@ -12,7 +12,7 @@
 //! inside it land just after it), replace instructions with no-ops (`ja +0`), shrink constants
 //! toward 0, 1 and edge values, and shrink the packet (truncate, then zero bytes) and context.
 
-use crate::diff::{diff_unit, differs_in, input_len, run_side, Diff};
+use crate::diff::{diff_unit, differs_in, run_side, Diff};
 use bpfconf_engines::{ClassicInput, Engine, Input, Program};
 
 /// What must stay the same while minimizing.
@@ -496,7 +496,7 @@ impl Search<'_> {
         self.tries += 1;
         let x = run_side(self.a, p, i);
         let y = run_side(self.b, p, i);
-        differs_in(&x, &y, input_len(i), self.field)
+        differs_in(&x, &y, i.data_len(), self.field)
     }
 
     /// Removes chunks of instructions, halving the chunk size, while the signature holds.
@@ -585,7 +585,7 @@ pub fn signatures(a: &dyn Engine, b: &dyn Engine, p: &Program, i: &Input) -> Vec
             !differs_in(
                 &run_side(a, &q, i),
                 &run_side(b, &q, i),
-                input_len(i),
+                i.data_len(),
                 field,
             )
         })

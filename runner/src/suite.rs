@@ -297,13 +297,6 @@ impl<'a> Unit<'a> {
             selected_out: sel.ebpf_skip(&case.program),
         }
     }
-
-    fn packet_len(&self) -> usize {
-        match &self.input {
-            Input::Classic(i) => i.packet.len(),
-            Input::Ebpf(i) => i.mem.len(),
-        }
-    }
 }
 
 /// Runs one unit on one engine whose availability is already known.
@@ -352,7 +345,7 @@ pub fn run_unit(unit: &Unit, engine: &dyn Engine, availability: &Result<(), Stri
     {
         return Verdict::Skip(format!("refused by the engine's verifier: {reason}"));
     }
-    match compare_unit(&unit.expect, &actual, unit.packet_len()) {
+    match compare_unit(&unit.expect, &actual, unit.input.data_len()) {
         Ok(()) => Verdict::Pass,
         Err(m) => Verdict::Fail(failure_detail(unit, &m, &actual)),
     }
