@@ -7,6 +7,8 @@ use bpfconf_engines::RunError;
 use bpfconf_spec::ebpf::asm::assemble;
 use bpfconf_spec::ebpf::Insn;
 
+mod support;
+
 #[path = "interp_ebpf/calls.rs"]
 mod calls;
 #[path = "interp_ebpf/conformance.rs"]

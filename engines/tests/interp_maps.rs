@@ -13,6 +13,8 @@ use bpfconf_spec::ebpf::asm::assemble;
 use bpfconf_spec::ebpf::maps::{MapContents, MapDef, MapKind};
 use bpfconf_spec::ebpf::Insn;
 
+mod support;
+
 #[path = "interp_maps/array.rs"]
 mod array;
 #[path = "interp_maps/engine.rs"]

@@ -375,36 +375,20 @@ fn backward_jumps_are_unbounded_in_libpcap_1_10() {
     assert_eq!(run(&e, prog, &[], None), Ok(100));
 }
 
-/// A deterministic byte source (SplitMix64).
-struct Rng(u64);
+use support::SplitMix64 as Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
-    /// A k biased to the boundaries that matter: small offsets, packet-length neighbours,
-    /// shift counts around 32, wrap-around values.
-    fn k(&mut self, pkt_len: u32) -> u32 {
-        match self.below(9) {
-            0 | 1 => self.below(8) as u32,
-            2 => pkt_len.wrapping_add(self.below(9) as u32).wrapping_sub(4),
-            3 => self.pick(&[31, 32, 33, 63, 64]),
-            4 => 0u32.wrapping_sub(self.below(8) as u32 + 1),
-            5 => self.pick(&[0x7fff_ffff, 0x8000_0000, 0x8000_0001, 0xffff_f000]),
-            // Linux's negative offsets (SKF_LL_OFF, SKF_NET_OFF) and ancillary range.
-            6 => self.pick(&[0xffe0_0000, 0xfff0_0000, 0xffff_f000]) + self.below(64) as u32,
-            _ => self.next() as u32,
-        }
+/// A k biased to the boundaries that matter: small offsets, packet-length neighbours,
+/// shift counts around 32, wrap-around values.
+fn k(r: &mut Rng, pkt_len: u32) -> u32 {
+    match r.below(9) {
+        0 | 1 => r.below(8) as u32,
+        2 => pkt_len.wrapping_add(r.below(9) as u32).wrapping_sub(4),
+        3 => r.pick(&[31, 32, 33, 63, 64]),
+        4 => 0u32.wrapping_sub(r.below(8) as u32 + 1),
+        5 => r.pick(&[0x7fff_ffff, 0x8000_0000, 0x8000_0001, 0xffff_f000]),
+        // Linux's negative offsets (SKF_LL_OFF, SKF_NET_OFF) and ancillary range.
+        6 => r.pick(&[0xffe0_0000, 0xfff0_0000, 0xffff_f000]) + r.below(64) as u32,
+        _ => r.next() as u32,
     }
 }
 
@@ -429,7 +413,7 @@ fn random_program(r: &mut Rng, pkt_len: u32) -> Vec<Insn> {
         p.push(Insn::stmt(0x00, r.next() as u32));
         p.push(Insn::stmt(0x02, i));
     }
-    p.push(Insn::stmt(0x01, r.k(pkt_len)));
+    p.push(Insn::stmt(0x01, k(r, pkt_len)));
     let body = 1 + r.below(14) as usize;
     let start = p.len();
     let total = start + body + 1;
@@ -441,21 +425,21 @@ fn random_program(r: &mut Rng, pkt_len: u32) -> Vec<Insn> {
                 p.push(Insn::new(code, 0, 0, r.below(left + 1) as u32));
             } else {
                 let (jt, jf) = (r.below(left + 1) as u8, r.below(left + 1) as u8);
-                p.push(Insn::new(code, jt, jf, r.k(pkt_len)));
+                p.push(Insn::new(code, jt, jf, k(r, pkt_len)));
             }
             continue;
         }
         let code = r.pick(&STRAIGHT);
         let k = match code {
             0x60 | 0x61 | 0x02 | 0x03 => r.below(16) as u32,
-            0x34 | 0x94 => r.k(pkt_len).max(1),
-            _ => r.k(pkt_len),
+            0x34 | 0x94 => k(r, pkt_len).max(1),
+            _ => k(r, pkt_len),
         };
         p.push(Insn::stmt(code, k));
     }
     p.push(Insn::stmt(
         if r.below(2) == 0 { 0x16 } else { 0x06 },
-        r.k(pkt_len),
+        k(r, pkt_len),
     ));
     p
 }

@@ -1,28 +1,12 @@
 //! Random slot sequences never panic: every run returns an outcome or a `RunError`.
 
+use super::support::SplitMix64 as Rng;
 use bpfconf_engines::interp::ebpf::Interpreter;
 use bpfconf_engines::interp::Interp;
 use bpfconf_engines::{EbpfInput, EbpfProgram, Engine, Input, Program};
 use bpfconf_spec::ebpf::isa::{Sel, ISA};
 use bpfconf_spec::ebpf::Insn;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// SplitMix64: deterministic, dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Values that hit edges: small numbers, sign boundaries, stack and buffer offsets.
 fn interesting(rng: &mut Rng) -> i64 {

@@ -2,24 +2,9 @@
 //! hash and array semantics, and random helper calls with random (often bad) arguments, which
 //! must end in a result or a fault, never a panic, and the same one on every run.
 
+use super::support::XorShift64Star as Rng;
 use super::*;
 use std::collections::BTreeMap;
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[test]
 fn hash_and_array_sequences_match_a_model() {

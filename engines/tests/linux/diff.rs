@@ -2,29 +2,12 @@
 //! kernel, on seeded random programs. Both must accept or reject alike, and when both accept,
 //! the kernel must deliver what the interpreter's return value projects to.
 
+use super::support::XorShift64Star as Rng;
 use super::*;
 use bpfconf_engines::interp::Interp;
 use bpfconf_engines::linux::realise::eth_protocol;
 use bpfconf_spec::cbpf::ext::{SKF_AD_MAX, SKF_AD_OFF};
 use bpfconf_spec::cbpf::ALL_OPS;
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
-}
 
 /// Which extensions a generated program may read on a path (values that differ run to run or
 /// that the case cannot declare are left out).
