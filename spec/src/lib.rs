@@ -13,5 +13,7 @@ pub mod cbpf;
 pub mod cop;
 pub mod dialect;
 pub mod ebpf;
+#[cfg(test)]
+mod testrng;
 
 pub use dialect::Dialect;

@@ -48,7 +48,7 @@ mod mnemonics;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-pub(crate) use tests::Rng;
+pub(crate) use crate::testrng::Rng;
 
 use super::ext::Ext;
 use super::Insn;

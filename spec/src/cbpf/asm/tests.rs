@@ -388,24 +388,6 @@ fn errors(#[case] text: &str, #[case] line: usize, #[case] needle: &str) {
     assert!(e.message.contains(needle), "{text:?}: {e}");
 }
 
-/// A small deterministic generator (xorshift64*), so the tests need no extra crates.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 const VALID: &str = "\
 start: ldh [12]
   jeq #0x800, v4, drop ; comment

@@ -412,19 +412,7 @@ fn rejection_display_and_message_name_the_instruction() {
     assert!(r.message.contains("M[17]"), "{}", r.message);
 }
 
-/// xorshift64*: a tiny deterministic generator, enough for a no-panic sweep.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use crate::testrng::Rng;
 
 fn random_insn(r: &mut Rng, len: usize) -> Insn {
     let code = match r.below(4) {
