@@ -36,6 +36,14 @@ pub enum Section {
 }
 
 impl Section {
+    /// Every section, in checklist order.
+    pub const ALL: [Section; 4] = [
+        Section::Classic,
+        Section::Ext,
+        Section::Negoff,
+        Section::Ebpf,
+    ];
+
     /// Heading of the section in the checklist.
     pub fn title(self) -> &'static str {
         match self {

@@ -134,17 +134,8 @@ pub fn render(c: &Checklist) -> String {
         s.push_str("</tr>\n");
     }
     s.push_str("</tbody></table>\n<h2 id=\"matrix\">Per-opcode matrix</h2>\n");
-    for section in [
-        Section::Classic,
-        Section::Ext,
-        Section::Negoff,
-        Section::Ebpf,
-    ] {
-        let rows: Vec<_> = c
-            .matrix
-            .iter()
-            .filter(|m| m.def.section == section)
-            .collect();
+    for section in Section::ALL {
+        let rows = c.rows(section);
         let _ = writeln!(
             s,
             "<h3 id=\"{}\">{} ({})</h3>",

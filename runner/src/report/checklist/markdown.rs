@@ -110,17 +110,8 @@ pub fn render(c: &Checklist) -> String {
         "\n## Per-opcode matrix\n\nA row is ✓ when every result of a case using it passed, ✗ when \
          any failed, – when none ran (passed/ran)."
     );
-    for section in [
-        Section::Classic,
-        Section::Ext,
-        Section::Negoff,
-        Section::Ebpf,
-    ] {
-        let rows: Vec<_> = c
-            .matrix
-            .iter()
-            .filter(|m| m.def.section == section)
-            .collect();
+    for section in Section::ALL {
+        let rows = c.rows(section);
         let _ = writeln!(s, "\n### {} ({})\n", section.title(), rows.len());
         header(&mut s, &["row", "opcode"], c);
         for m in rows {

@@ -356,6 +356,14 @@ pub fn build(runs: &[Run], features: &features::Index, sources: Vec<String>) -> 
 }
 
 impl Checklist {
+    /// The matrix rows of one section, in order.
+    pub fn rows(&self, section: Section) -> Vec<&MatrixRow> {
+        self.matrix
+            .iter()
+            .filter(|m| m.def.section == section)
+            .collect()
+    }
+
     /// The checklist as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
