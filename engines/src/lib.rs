@@ -7,6 +7,8 @@
 //! runner records it as a skip, never a pass.
 
 pub mod interp;
+#[cfg(target_arch = "x86_64")]
+pub mod jit;
 pub mod linux;
 pub mod pcap;
 pub mod plugin;
@@ -249,6 +251,8 @@ pub fn all_engines() -> Vec<Box<dyn Engine>> {
         Box::new(linux::Linux::new()),
         Box::new(pcap::Pcap::new()),
     ];
+    #[cfg(target_arch = "x86_64")]
+    v.push(Box::new(jit::Jit::new()));
     #[cfg(feature = "rbpf")]
     v.extend(
         rbpf::Rbpf::all()

@@ -67,7 +67,7 @@ impl Loaded for LoadedEbpf {
 
 /// Why the eBPF interpreter cannot load `p`, if it cannot: map flags or sizes it does not model,
 /// `lddw` with `src` 3–6.
-fn ebpf_unsupported(p: &EbpfProgram) -> Option<String> {
+pub(crate) fn ebpf_unsupported(p: &EbpfProgram) -> Option<String> {
     match ebpf::maps::check_program(p) {
         Err(LoadError::Unsupported(why)) => Some(why),
         _ => None,
@@ -75,7 +75,7 @@ fn ebpf_unsupported(p: &EbpfProgram) -> Option<String> {
 }
 
 /// Structural validation of the main program and every tail-call target.
-fn validate_ebpf(p: &EbpfProgram) -> Result<(), LoadError> {
+pub(crate) fn validate_ebpf(p: &EbpfProgram) -> Result<(), LoadError> {
     let programs = std::iter::once(("", &p.insns)).chain(p.progs.iter().map(|t| ("t", t)));
     for (i, (kind, insns)) in programs.enumerate() {
         validate(insns).map_err(|r| LoadError::Rejected {
@@ -127,15 +127,20 @@ impl Engine for Interp {
                 }));
             }
         };
-        let cfg = CheckConfig {
-            dialect: p.dialect,
-            cop_funcs: p.cop_funcs,
-            memwords: p.memwords,
-        };
-        check(&p.insns, &cfg).map_err(|r| LoadError::Rejected {
-            rule: Some(r.rule.to_string()),
-            reason: r.to_string(),
-        })?;
+        check_classic(p)?;
         Ok(Box::new(LoadedClassic { prog: p.clone() }))
     }
+}
+
+/// Runs the dialect's checker on a classic program, as every engine of ours does at load.
+pub(crate) fn check_classic(p: &ClassicProgram) -> Result<(), LoadError> {
+    let cfg = CheckConfig {
+        dialect: p.dialect,
+        cop_funcs: p.cop_funcs,
+        memwords: p.memwords,
+    };
+    check(&p.insns, &cfg).map_err(|r| LoadError::Rejected {
+        rule: Some(r.rule.to_string()),
+        reason: r.to_string(),
+    })
 }
