@@ -121,6 +121,12 @@ pub struct Interpreter {
     seed: u64,
 }
 
+/// Decodes every slot of a program: its row, or the fault message for executing it (shared with
+/// the JIT, which compiles exactly the slots the interpreter would execute).
+pub(crate) fn decode_slots(insns: &[Insn]) -> Vec<Result<&'static IsaRow, String>> {
+    Code::new(insns).slots
+}
+
 /// Decodes one slot: its row, or why executing it faults.
 fn decode(prog: &[Insn], pc: usize, start: bool) -> Result<&'static IsaRow, String> {
     let insn = &prog[pc];

@@ -125,7 +125,7 @@ impl From<IcedError> for EmitError {
 #[derive(Debug, Clone)]
 enum Item {
     /// A fixed instruction, encoded once (its size does not depend on its address).
-    Fixed(Vec<u8>, Instruction),
+    Fixed(Vec<u8>),
     /// A relative branch or call to a label. `call` has no short form.
     Branch {
         instr: Instruction,
@@ -189,10 +189,8 @@ impl Asm {
     /// Moves the instructions emitted through [`Asm::a`] so far into the item list.
     fn flush(&mut self) -> Result<(), EmitError> {
         for instr in self.a.take_instructions() {
-            let len = self.encoder.encode(&instr, 0)?;
-            let _ = len;
-            let bytes = self.encoder.take_buffer();
-            self.items.push(Item::Fixed(bytes, instr));
+            self.encoder.encode(&instr, 0)?;
+            self.items.push(Item::Fixed(self.encoder.take_buffer()));
         }
         Ok(())
     }
@@ -252,13 +250,11 @@ impl Asm {
         let mut labels = vec![usize::MAX; self.labels];
         let size_of = |i: usize, item: &Item, short: &[bool]| -> usize {
             match item {
-                Item::Fixed(b, _) => b.len(),
+                Item::Fixed(b) => b.len(),
                 Item::Branch { instr, .. } => {
                     if short[i] {
                         2
-                    } else if instr.code() == Code::Jmp_rel32_64 {
-                        5
-                    } else if instr.code() == Code::Call_rel32_64 {
+                    } else if matches!(instr.code(), Code::Jmp_rel32_64 | Code::Call_rel32_64) {
                         5
                     } else {
                         6
@@ -313,7 +309,7 @@ impl Asm {
         for (i, item) in items.iter().enumerate() {
             debug_assert_eq!(code.len(), addrs[i]);
             match item {
-                Item::Fixed(bytes, _) => code.extend_from_slice(bytes),
+                Item::Fixed(bytes) => code.extend_from_slice(bytes),
                 Item::Branch { instr, target, .. } => {
                     let t = labels[target.0];
                     if t == usize::MAX {

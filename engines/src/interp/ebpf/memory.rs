@@ -269,6 +269,36 @@ impl Memory {
         Ok(&mut r.bytes[off..off + len])
     }
 
+    /// A raw pointer to the `size` bytes at `addr`, checked exactly as [`Memory::load`] (for
+    /// [`Access::Load`]) or [`Memory::store`] / [`Memory::update`] (the other kinds) check
+    /// them, or their fault message. For JIT-generated code: the pointer stays valid until the
+    /// region is removed (region contents never move), and it must not be used while a Rust
+    /// reference into the same region is alive.
+    pub fn host_ptr(&mut self, addr: u64, size: usize, access: Access) -> Result<*mut u8, String> {
+        match access {
+            Access::Load => {
+                let (base, off) = self
+                    .locate(addr, size)
+                    .ok_or_else(|| out_of_bounds(access, size, addr))?;
+                let r = self
+                    .regions
+                    .get_mut(&base)
+                    .ok_or_else(|| out_of_bounds(access, size, addr))?;
+                // SAFETY: off + size <= r.bytes.len() (checked by locate).
+                Ok(unsafe { r.bytes.as_mut_ptr().add(off) })
+            }
+            _ => Ok(self.writable(addr, size, access)?.as_mut_ptr()),
+        }
+    }
+
+    /// The start and length of the region of this kind (the memory buffer, a stack frame), as
+    /// a raw pointer for JIT fast paths; see [`Memory::host_ptr`] for its validity.
+    pub fn region_ptr(&mut self, kind: RegionKind) -> Option<(*mut u8, usize)> {
+        let base = self.region(kind)?.base;
+        let r = self.regions.get_mut(&base)?;
+        Some((r.bytes.as_mut_ptr(), r.bytes.len()))
+    }
+
     /// Overwrites the bytes at `addr` with `bytes`.
     pub fn write(&mut self, addr: u64, bytes: &[u8]) -> Result<(), String> {
         self.writable(addr, bytes.len(), Access::Store)?

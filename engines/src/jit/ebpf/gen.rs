@@ -1,0 +1,501 @@
+//! The eBPF code generator's driver: prologue and epilogue, basic blocks and step accounting,
+//! control flow (jumps, calls, exits, tail calls) and static faults. Instruction bodies are in
+//! [`super::ops`].
+
+use super::super::emit::{Asm, Assembled, Cond, EmitError, Label, Origin};
+use super::super::Inject;
+use super::{loc, rt_enter, rt_helper, rt_leave, status, JitCtx};
+use crate::interp::ebpf::decode_slots;
+use crate::interp::ebpf::memory::STACK_STRIDE;
+use bpfconf_spec::ebpf::isa::{slot_starts, Form, IsaRow};
+use bpfconf_spec::ebpf::{class, jmp, Insn};
+use iced_x86::code_asm::*;
+use std::mem::offset_of;
+
+/// BPF register → x86-64 register (see the table in [`super`]).
+pub(super) const R64: [AsmRegister64; 11] = [rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp];
+/// The same registers, 32-bit views.
+pub(super) const R32: [AsmRegister32; 11] =
+    [eax, edi, esi, edx, ecx, r8d, ebx, r13d, r14d, r15d, ebp];
+/// 16-bit views.
+pub(super) const R16: [AsmRegister16; 11] = [ax, di, si, dx, cx, r8w, bx, r13w, r14w, r15w, bp];
+/// 8-bit views.
+pub(super) const R8: [AsmRegister8; 11] = [al, dil, sil, dl, cl, r8b, bl, r13b, r14b, r15b, bpl];
+
+/// A run-time function generated code calls: `f(ctx, a, b, c)`.
+pub(super) type Callout = extern "sysv64" fn(*mut JitCtx, u64, u64, u64) -> u64;
+
+/// The displacement of a [`JitCtx`] field.
+macro_rules! ctx_off {
+    ($f:ident) => {
+        offset_of!(JitCtx, $f) as i32
+    };
+}
+pub(super) use ctx_off;
+
+/// Code generation state for one image (the main program and its tail-call targets).
+pub(super) struct Gen {
+    pub asm: Asm,
+    pub inject: Inject,
+    /// Static fault messages; fault stub `i` stores `i + 1` in `fault_code`.
+    pub faults: Vec<String>,
+    /// Per program, per slot: the slot's label.
+    pub slot_labels: Vec<Vec<Label>>,
+    /// Shared `exit` sequence.
+    pub exit: Label,
+    /// Restores the host state and returns to Rust (status already set).
+    pub out: Label,
+    /// After a call-out whose status is not OK: fault, unwind exit or tail call.
+    pub dispatch: Label,
+    /// The step limit was reached.
+    pub step_fault: Label,
+    /// Out-of-line code emitted after all programs.
+    pub deferred: Vec<Deferred>,
+}
+
+/// Out-of-line code.
+pub(super) enum Deferred {
+    /// A memory-access slow path: call `rt_translate` and go back with the pointer in r11.
+    Translate {
+        at: Label,
+        back: Label,
+        info: u64,
+        loc: u64,
+    },
+}
+
+/// Compiles `programs` (`[0]` the main program, `[1 + i]` tail-call target `i`) into one
+/// image; returns it and its static fault messages.
+pub(crate) fn compile(
+    programs: &[Vec<Insn>],
+    inject: Inject,
+) -> Result<(Assembled, Vec<String>), EmitError> {
+    let mut asm = Asm::new()?;
+    let slot_labels = programs
+        .iter()
+        .map(|p| (0..p.len().max(1)).map(|_| asm.label()).collect())
+        .collect();
+    let (exit, out, dispatch, step_fault) = (asm.label(), asm.label(), asm.label(), asm.label());
+    let mut g = Gen {
+        asm,
+        inject,
+        faults: Vec::new(),
+        slot_labels,
+        exit,
+        out,
+        dispatch,
+        step_fault,
+        deferred: Vec::new(),
+    };
+    g.prologue()?;
+    for (i, p) in programs.iter().enumerate() {
+        g.program(i, p)?;
+    }
+    g.stubs(programs.len())?;
+    let faults = std::mem::take(&mut g.faults);
+    Ok((g.asm.finish()?, faults))
+}
+
+/// Whether control can leave a slot other than by falling through to the next one.
+fn ends_block(form: Form) -> bool {
+    matches!(
+        form,
+        Form::JmpK
+            | Form::JmpX
+            | Form::Ja
+            | Form::Ja32
+            | Form::Call
+            | Form::Callx
+            | Form::CallLocal
+            | Form::Exit
+            | Form::LdAbs
+            | Form::LdInd
+    )
+}
+
+/// The slot a jump or local call at `pc` goes to, if inside the program.
+fn target(insns: &[Insn], pc: usize, row: &IsaRow) -> Option<Result<usize, i64>> {
+    let disp = match row.form {
+        Form::JmpK | Form::JmpX | Form::Ja => insns[pc].off as i64,
+        Form::Ja32 | Form::CallLocal => insns[pc].imm as i64,
+        _ => return None,
+    };
+    let t = pc as i64 + 1 + disp;
+    Some(if t < 0 || t >= insns.len() as i64 {
+        Err(t)
+    } else {
+        Ok(t as usize)
+    })
+}
+
+/// Per slot, the instructions charged when control enters it: the slots executed from there
+/// up to the end of its basic block (0 for slots inside a block).
+fn block_charges(insns: &[Insn], slots: &[Result<&'static IsaRow, String>]) -> Vec<u64> {
+    let n = insns.len();
+    let starts = slot_starts(insns);
+    let mut leader = vec![false; n + 1];
+    if n > 0 {
+        leader[0] = true;
+    }
+    for pc in 0..n {
+        match &slots[pc] {
+            Ok(row) => {
+                if let Some(Ok(t)) = target(insns, pc, row) {
+                    leader[t] = true;
+                }
+                let next = if row.is_wide() { pc + 2 } else { pc + 1 };
+                if ends_block(row.form) {
+                    leader[next.min(n)] = true;
+                }
+            }
+            Err(_) => leader[pc + 1] = true,
+        }
+    }
+    // The second half of an lddw is only ever a jump target (then it faults).
+    let mut charge = vec![0u64; n];
+    let mut pc = 0;
+    while pc < n {
+        if !leader[pc] {
+            pc += 1;
+            continue;
+        }
+        let start = pc;
+        let mut count = 0;
+        loop {
+            count += 1;
+            let wide = starts[pc] && slots[pc].as_ref().is_ok_and(|r| r.is_wide());
+            pc += if wide { 2 } else { 1 };
+            if pc >= n || leader[pc] {
+                break;
+            }
+        }
+        charge[start] = count;
+    }
+    charge
+}
+
+impl Gen {
+    /// Entry: save the host's callee-saved registers, keep rsp 16-byte aligned, load R0–R10.
+    fn prologue(&mut self) -> Result<(), EmitError> {
+        self.asm.mark(Origin::Stub("prologue"))?;
+        let a = &mut self.asm.a;
+        for r in [rbx, rbp, r12, r13, r14, r15] {
+            a.push(r)?;
+        }
+        a.sub(rsp, 8)?;
+        a.mov(r12, rdi)?;
+        a.mov(qword_ptr(r12 + ctx_off!(saved_rsp)), rsp)?;
+        for (i, r) in R64.iter().enumerate() {
+            a.mov(*r, qword_ptr(r12 + ctx_off!(regs) + 8 * i as i32))?;
+        }
+        Ok(())
+    }
+
+    /// Records a static fault message and emits its stub.
+    pub fn fault(&mut self, msg: String) -> Result<(), EmitError> {
+        self.faults.push(msg);
+        let code = self.faults.len() as i32;
+        let a = &mut self.asm.a;
+        a.mov(qword_ptr(r12 + ctx_off!(fault_code)), code)?;
+        a.mov(qword_ptr(r12 + ctx_off!(status)), status::FAULT as i32)?;
+        self.asm.jmp(self.out)
+    }
+
+    /// Spills R0–R5 to the context before a call-out.
+    pub fn spill(&mut self) -> Result<(), EmitError> {
+        for (i, r) in R64.iter().enumerate().take(6) {
+            self.asm
+                .a
+                .mov(qword_ptr(r12 + ctx_off!(regs) + 8 * i as i32), *r)?;
+        }
+        Ok(())
+    }
+
+    /// Reloads R0–R5 after a call-out.
+    pub fn reload(&mut self) -> Result<(), EmitError> {
+        for (i, r) in R64.iter().enumerate().take(6) {
+            self.asm
+                .a
+                .mov(*r, qword_ptr(r12 + ctx_off!(regs) + 8 * i as i32))?;
+        }
+        Ok(())
+    }
+
+    /// Calls a run-time function `f(ctx, rsi, rdx, rcx)`; the arguments must already be in
+    /// rsi/rdx/rcx (after [`Gen::spill`]).
+    pub fn callout(&mut self, f: Callout) -> Result<(), EmitError> {
+        let a = &mut self.asm.a;
+        a.mov(rdi, r12)?;
+        a.mov(rax, f as *const () as u64)?;
+        a.call(rax)?;
+        Ok(())
+    }
+
+    /// Jumps to [`Gen::dispatch`] unless the status is OK.
+    pub fn check_status(&mut self) -> Result<(), EmitError> {
+        self.asm
+            .a
+            .cmp(qword_ptr(r12 + ctx_off!(status)), status::OK as i32)?;
+        self.asm.jcc(Cond::Ne, self.dispatch)
+    }
+
+    fn program(&mut self, prog: usize, insns: &[Insn]) -> Result<(), EmitError> {
+        let slots = decode_slots(insns);
+        let charges = block_charges(insns, &slots);
+        for pc in 0..insns.len() {
+            let label = self.slot_labels[prog][pc];
+            self.asm.bind(label)?;
+            self.asm.mark(Origin::Insn { prog, insn: pc })?;
+            let row = match &slots[pc] {
+                Ok(row) => *row,
+                Err(msg) => {
+                    if charges[pc] > 0 {
+                        self.charge(charges[pc])?;
+                        self.fault(format!("{msg} ({})", where_(prog, pc)))?;
+                    }
+                    continue;
+                }
+            };
+            if charges[pc] > 0 {
+                self.charge(charges[pc])?;
+            }
+            self.insn(prog, insns, pc, row)?;
+        }
+        if insns.is_empty() {
+            self.asm.bind(self.slot_labels[prog][0])?;
+        }
+        // Falling off the end.
+        self.asm.mark(Origin::Stub("end of program"))?;
+        self.fault(format!(
+            "ran past the end of the program ({} slots) ({})",
+            insns.len(),
+            where_(prog, insns.len())
+        ))
+    }
+
+    /// Takes `n` instructions from the step budget, faulting when it runs out.
+    fn charge(&mut self, n: u64) -> Result<(), EmitError> {
+        self.asm.a.sub(qword_ptr(r12 + ctx_off!(steps)), n as i32)?;
+        self.asm.jcc(Cond::B, self.step_fault)
+    }
+
+    /// The label of a jump/call target, or a fault stub for a target outside the program.
+    fn target_label(
+        &mut self,
+        prog: usize,
+        insns: &[Insn],
+        pc: usize,
+        row: &IsaRow,
+    ) -> Result<Label, EmitError> {
+        match target(insns, pc, row) {
+            Some(Ok(t)) => Ok(self.slot_labels[prog][t]),
+            Some(Err(t)) => {
+                let stub = self.asm.label();
+                let skip = self.asm.label();
+                self.asm.jmp(skip)?;
+                self.asm.bind(stub)?;
+                self.fault(format!(
+                    "jump to slot {t}, outside the program (0..{}) ({})",
+                    insns.len(),
+                    where_(prog, pc)
+                ))?;
+                self.asm.bind(skip)?;
+                Ok(stub)
+            }
+            None => unreachable!("not a jump"),
+        }
+    }
+
+    fn insn(
+        &mut self,
+        prog: usize,
+        insns: &[Insn],
+        pc: usize,
+        row: &'static IsaRow,
+    ) -> Result<(), EmitError> {
+        let insn = insns[pc];
+        let l = loc(prog, pc);
+        match row.form {
+            Form::JmpK | Form::JmpX => {
+                let to = self.target_label(prog, insns, pc, row)?;
+                self.cond_jump(insn, row, to)
+            }
+            Form::Ja | Form::Ja32 => {
+                let to = self.target_label(prog, insns, pc, row)?;
+                self.asm.jmp(to)
+            }
+            Form::Exit => self.asm.jmp(self.exit),
+            Form::Call => match insn.src {
+                0 => self.helper_call(None, insn.imm as u32 as u64, l),
+                src => self.fault(format!(
+                    "call with src {src} (kfunc {}): kfuncs are not supported ({})",
+                    insn.imm,
+                    where_(prog, pc)
+                )),
+            },
+            Form::Callx => self.helper_call(Some(insn.dst as usize), 0, l),
+            Form::CallLocal => {
+                let to = self.target_label(prog, insns, pc, row)?;
+                self.local_call(to, l)
+            }
+            _ => self.body(prog, insns, pc, row),
+        }
+    }
+
+    /// `jop dst, src|imm, target`.
+    fn cond_jump(&mut self, insn: Insn, row: &IsaRow, to: Label) -> Result<(), EmitError> {
+        let op = insn.code & 0xf0;
+        let wide = insn.class() == class::JMP;
+        let (d, s) = (insn.dst as usize, insn.src as usize);
+        let a = &mut self.asm.a;
+        let test = op == jmp::JSET;
+        match (row.form, wide, test) {
+            (Form::JmpK, true, false) => a.cmp(R64[d], insn.imm)?,
+            (Form::JmpK, true, true) => a.test(R64[d], insn.imm)?,
+            (Form::JmpK, false, false) => a.cmp(R32[d], insn.imm)?,
+            (Form::JmpK, false, true) => a.test(R32[d], insn.imm)?,
+            (_, true, false) => a.cmp(R64[d], R64[s])?,
+            (_, true, true) => a.test(R64[d], R64[s])?,
+            (_, false, false) => a.cmp(R32[d], R32[s])?,
+            (_, false, true) => a.test(R32[d], R32[s])?,
+        }
+        let cond = match op {
+            jmp::JEQ if self.inject.flip_jeq => Cond::Ne,
+            jmp::JEQ => Cond::E,
+            jmp::JNE | jmp::JSET => Cond::Ne,
+            jmp::JGT => Cond::A,
+            jmp::JGE => Cond::Ae,
+            jmp::JLT => Cond::B,
+            jmp::JLE => Cond::Be,
+            jmp::JSGT => Cond::G,
+            jmp::JSGE => Cond::Ge,
+            jmp::JSLT => Cond::L,
+            _ => Cond::Le, // JSLE: the only condition left in a validated row
+        };
+        self.asm.jcc(cond, to)
+    }
+
+    /// `call imm` (`reg` None) or `callx reg`.
+    fn helper_call(&mut self, reg: Option<usize>, id: u64, l: u64) -> Result<(), EmitError> {
+        self.spill()?;
+        let a = &mut self.asm.a;
+        match reg {
+            Some(r) => a.mov(rsi, R64[r])?,
+            None => a.mov(rsi, id)?,
+        }
+        a.mov(rdx, l)?;
+        self.callout(rt_helper)?;
+        self.reload()?;
+        self.check_status()
+    }
+
+    /// `call local`: a new frame, R6–R10 saved on the native stack around a native call.
+    fn local_call(&mut self, to: Label, l: u64) -> Result<(), EmitError> {
+        self.spill()?;
+        self.asm.a.mov(rsi, l)?;
+        self.callout(rt_enter)?;
+        self.reload()?;
+        self.check_status()?;
+        let a = &mut self.asm.a;
+        for r in [rbx, r13, r14, r15, rbp] {
+            a.push(r)?;
+        }
+        a.add(rbp, STACK_STRIDE as i32)?;
+        self.asm.call(to)?;
+        let a = &mut self.asm.a;
+        for r in [rbp, r15, r14, r13, rbx] {
+            a.pop(r)?;
+        }
+        Ok(())
+    }
+
+    /// Shared stubs: exit, dispatch after call-outs, step limit, epilogue, deferred code.
+    fn stubs(&mut self, programs: usize) -> Result<(), EmitError> {
+        // exit: return to the caller's frame, or end the run.
+        self.asm.mark(Origin::Stub("exit"))?;
+        self.asm.bind(self.exit)?;
+        let finish = self.asm.label();
+        self.asm.a.cmp(qword_ptr(r12 + ctx_off!(depth)), 0)?;
+        self.asm.jcc(Cond::E, finish)?;
+        self.spill()?;
+        self.callout(rt_leave)?;
+        self.reload()?;
+        self.asm.a.ret()?;
+        self.asm.bind(finish)?;
+        self.asm.a.mov(qword_ptr(r12 + ctx_off!(ret)), rax)?;
+        self.asm
+            .a
+            .mov(qword_ptr(r12 + ctx_off!(status)), status::OK as i32)?;
+        self.asm.jmp(self.out)?;
+
+        // dispatch: a tail call continues in the target; anything else ends the run.
+        self.asm.mark(Origin::Stub("dispatch"))?;
+        self.asm.bind(self.dispatch)?;
+        self.asm
+            .a
+            .cmp(qword_ptr(r12 + ctx_off!(status)), status::TAIL_CALL as i32)?;
+        self.asm.jcc(Cond::Ne, self.out)?;
+        self.asm
+            .a
+            .mov(qword_ptr(r12 + ctx_off!(status)), status::OK as i32)?;
+        self.asm
+            .a
+            .mov(r10, qword_ptr(r12 + ctx_off!(tail_target)))?;
+        for t in 0..programs.saturating_sub(1) {
+            self.asm.a.cmp(r10, t as i32)?;
+            let entry = self.slot_labels[t + 1][0];
+            self.asm.jcc(Cond::E, entry)?;
+        }
+        self.fault("tail call to a target that does not exist".into())?;
+
+        self.asm.mark(Origin::Stub("step limit"))?;
+        self.asm.bind(self.step_fault)?;
+        self.fault(format!(
+            "step limit of {} instructions exceeded",
+            crate::interp::ebpf::STEP_LIMIT
+        ))?;
+
+        for d in std::mem::take(&mut self.deferred) {
+            match d {
+                Deferred::Translate {
+                    at,
+                    back,
+                    info,
+                    loc,
+                } => {
+                    self.asm.mark(Origin::Stub("memory slow path"))?;
+                    self.asm.bind(at)?;
+                    self.spill()?;
+                    let a = &mut self.asm.a;
+                    a.mov(rsi, r10)?;
+                    a.mov(rdx, info)?;
+                    a.mov(rcx, loc)?;
+                    self.callout(super::rt_translate)?;
+                    self.asm.a.mov(r11, rax)?;
+                    self.reload()?;
+                    self.asm.a.test(r11, r11)?;
+                    self.asm.jcc(Cond::E, self.out)?;
+                    self.asm.jmp(back)?;
+                }
+            }
+        }
+
+        // out: unwind the native stack to the prologue's and return the status.
+        self.asm.mark(Origin::Stub("epilogue"))?;
+        self.asm.bind(self.out)?;
+        let a = &mut self.asm.a;
+        a.mov(rsp, qword_ptr(r12 + ctx_off!(saved_rsp)))?;
+        a.mov(rax, qword_ptr(r12 + ctx_off!(status)))?;
+        a.add(rsp, 8)?;
+        for r in [r15, r14, r13, r12, rbp, rbx] {
+            a.pop(r)?;
+        }
+        a.ret()?;
+        Ok(())
+    }
+}
+
+/// The interpreter's name for slot `pc` of program `prog`.
+pub(super) fn where_(prog: usize, pc: usize) -> String {
+    super::where_(loc(prog, pc))
+}
