@@ -118,6 +118,25 @@ impl Jit {
     }
 }
 
+impl Jit {
+    /// Checks and compiles `program` like [`Engine::load`] and returns the generated code
+    /// disassembled, interleaved with the BPF instruction each block came from (`bpfconf
+    /// jit-dump`).
+    pub fn listing(&self, program: &Program) -> Result<String, LoadError> {
+        let inject = self.inject()?;
+        match program {
+            Program::Classic(p) => {
+                crate::interp::check_classic(p)?;
+                Ok(classic::Compiled::new(p, inject)?.listing())
+            }
+            Program::Ebpf(p) => {
+                crate::interp::validate_ebpf(p)?;
+                Ok(ebpf::Compiled::new(p, inject)?.listing())
+            }
+        }
+    }
+}
+
 struct LoadedClassic {
     code: classic::Compiled,
 }
