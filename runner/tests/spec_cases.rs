@@ -1,5 +1,6 @@
 //! Drives every spec case file, and every minimized divergence in corpus/regressions/, through
-//! the reference interpreter and, where available, the Linux kernel. A failure prints the full
+//! the reference interpreter and, where available, the Linux kernel; the classic case files
+//! also through our JIT. A failure prints the full
 //! report; skips are printed with their reasons.
 
 mod common;
@@ -50,6 +51,28 @@ fn interp(#[files("../spec/cases/**/*.toml")] path: PathBuf) {
         assert!(
             !matches!(r.verdict, Verdict::Skip(_)),
             "interp skipped {}: {:?}",
+            r.case,
+            r.verdict
+        );
+    }
+}
+
+/// Our JIT models every classic dialect and context like the interpreter: every classic case
+/// passes and none is skipped.
+#[cfg(target_arch = "x86_64")]
+#[rstest]
+fn jit_classic(#[files("../spec/cases/classic/*.toml")] path: PathBuf) {
+    let jit = || bpfconf_engines::engine_by_name("jit").unwrap();
+    run_file(&path, vec![jit()]);
+    let loaded = load_file(&path);
+    let rep = run_units(
+        &units(&loaded.cases, &loaded.ebpf, &Selection::default()),
+        &[jit()],
+    );
+    for r in &rep.results {
+        assert!(
+            !matches!(r.verdict, Verdict::Skip(_)),
+            "jit skipped {}: {:?}",
             r.case,
             r.verdict
         );

@@ -48,6 +48,9 @@ pub enum Trap {
     StepLimit,
 }
 
+/// The pseudo-random state every run starts from (see [`pseudo_random`]).
+pub(crate) const RAND_SEED: u32 = 0x1234_5678;
+
 /// A deterministic stand-in for `prandom_u32()` when the case does not fix a value
 /// (a SplitMix32-style step over a per-run counter).
 fn pseudo_random(seed: &mut u32) -> u32 {
@@ -56,6 +59,57 @@ fn pseudo_random(seed: &mut u32) -> u32 {
     z = (z ^ (z >> 16)).wrapping_mul(0x85eb_ca6b);
     z = (z ^ (z >> 13)).wrapping_mul(0xc2b2_ae35);
     z ^ (z >> 16)
+}
+
+/// `SKF_AD_RANDOM`: the case's fixed value, or the next [`pseudo_random`] number of the run.
+pub(crate) fn rand_value(ctx: &Ctx, state: &mut u32) -> u32 {
+    match ctx.rand {
+        Some(v) => v,
+        None => pseudo_random(state),
+    }
+}
+
+/// What `ld len` / `ldx len` load: the packet length on Linux, the wire length on BSD and NetBSD.
+pub(crate) fn len_value(dialect: Dialect, pkt_len: usize, ctx: &Ctx) -> u32 {
+    match dialect {
+        Dialect::Linux => pkt_len as u32,
+        Dialect::Bsd | Dialect::Netbsd => ctx.wirelen_for(pkt_len),
+    }
+}
+
+/// A Linux ancillary load that reads only the skb and the packet length (every extension but
+/// `xor_x`, `rand`, `nla` and `nlan`, which depend on A, X, the run or the packet bytes and
+/// give 0 here). `None` means the program ends, returning the current A (`ifidx` and
+/// `hatype` without a device).
+pub(crate) fn skb_field(ext: Ext, pkt_len: usize, c: &Ctx) -> Option<u32> {
+    Some(match ext {
+        Ext::Len => pkt_len as u32,
+        Ext::Proto => c.protocol as u32,
+        Ext::Type => c.pkt_type as u32,
+        Ext::Ifidx => c.dev?.ifindex,
+        Ext::Hatype => c.dev?.hatype as u32,
+        Ext::Mark => c.mark,
+        Ext::Queue => c.queue_mapping as u32,
+        Ext::Rxhash => c.rxhash,
+        Ext::Cpu => c.cpu,
+        Ext::VlanTci => {
+            if c.vlan_present {
+                c.vlan_tci as u32
+            } else {
+                0
+            }
+        }
+        Ext::VlanPr => c.vlan_present as u32,
+        Ext::VlanTpid => {
+            if c.vlan_present {
+                c.vlan_tpid as u32
+            } else {
+                0
+            }
+        }
+        Ext::Poff => c.poff,
+        Ext::XorX | Ext::Rand | Ext::Nla | Ext::Nlan => 0,
+    })
 }
 
 struct Machine<'a> {
@@ -78,6 +132,44 @@ fn be(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32)
 }
 
+/// Linux packet load through `bpf_skb_load_helper_*`: non-negative offsets index the packet,
+/// negative ones go through the network/MAC header bases.
+pub(crate) fn load_linux(pkt: &[u8], ctx: &Ctx, off: i32, size: u32) -> Option<u32> {
+    let start: u64 = if off >= 0 {
+        off as u64
+    } else {
+        let (base, rel) = NegBase::classify(off)?;
+        let hdr = match base {
+            NegBase::Net => ctx.network_header?,
+            NegBase::Ll => ctx.mac_header?,
+        };
+        hdr as u64 + rel as u64
+    };
+    let end = start + size as u64;
+    if end > pkt.len() as u64 {
+        return None;
+    }
+    Some(be(&pkt[start as usize..end as usize]))
+}
+
+/// NetBSD `BPF_COP`/`BPF_COPX`: calls coprocessor function `idx` of the context's table on A,
+/// the packet and the memory store; `None` (the program returns 0) when `idx` is out of range.
+pub(crate) fn cop_call(ctx: &Ctx, idx: u32, a: u32, pkt: &[u8], mem: &mut [u32]) -> Option<u32> {
+    let f = ctx.cop.get(idx as usize)?;
+    let wirelen = ctx.wirelen_for(pkt.len());
+    Some(f.call(a, pkt, wirelen, mem, ctx.cop.len()))
+}
+
+/// The memory store a run starts with: NetBSD's external memory when the context has one,
+/// otherwise 16 zero words.
+pub(crate) fn initial_mem(dialect: Dialect, ctx: &Ctx) -> &[u32] {
+    const ZEROS: [u32; bpfconf_spec::cbpf::MEMWORDS] = [0; bpfconf_spec::cbpf::MEMWORDS];
+    match (&ctx.extmem, dialect) {
+        (Some(words), Dialect::Netbsd) => words,
+        _ => &ZEROS,
+    }
+}
+
 impl Machine<'_> {
     /// BSD/NetBSD packet load: unsigned offset, must fit in the buffer.
     fn load_bsd(&self, off: u32, size: u32) -> Option<u32> {
@@ -88,24 +180,9 @@ impl Machine<'_> {
         Some(be(&self.pkt[off as usize..end as usize]))
     }
 
-    /// Linux packet load through `bpf_skb_load_helper_*`: non-negative offsets index the packet,
-    /// negative ones go through the network/MAC header bases.
+    /// Linux packet load (see [`load_linux`]).
     fn load_linux(&self, off: i32, size: u32) -> Option<u32> {
-        let start: u64 = if off >= 0 {
-            off as u64
-        } else {
-            let (base, rel) = NegBase::classify(off)?;
-            let hdr = match base {
-                NegBase::Net => self.ctx.network_header?,
-                NegBase::Ll => self.ctx.mac_header?,
-            };
-            hdr as u64 + rel as u64
-        };
-        let end = start + size as u64;
-        if end > self.pkt.len() as u64 {
-            return None;
-        }
-        Some(be(&self.pkt[start as usize..end as usize]))
+        load_linux(self.pkt, self.ctx, off, size)
     }
 
     fn load(&self, off: u32, size: u32) -> Option<u32> {
@@ -117,40 +194,12 @@ impl Machine<'_> {
 
     /// Linux ancillary load. `None` means the program ends, returning the current A.
     fn ancillary(&mut self, ext: Ext) -> Option<u32> {
-        let c = self.ctx;
         Some(match ext {
-            Ext::Len => self.pkt.len() as u32,
-            Ext::Proto => c.protocol as u32,
-            Ext::Type => c.pkt_type as u32,
-            Ext::Ifidx => c.dev?.ifindex,
-            Ext::Hatype => c.dev?.hatype as u32,
-            Ext::Mark => c.mark,
-            Ext::Queue => c.queue_mapping as u32,
-            Ext::Rxhash => c.rxhash,
-            Ext::Cpu => c.cpu,
             Ext::XorX => self.a ^ self.x,
-            Ext::VlanTci => {
-                if c.vlan_present {
-                    c.vlan_tci as u32
-                } else {
-                    0
-                }
-            }
-            Ext::VlanPr => c.vlan_present as u32,
-            Ext::VlanTpid => {
-                if c.vlan_present {
-                    c.vlan_tpid as u32
-                } else {
-                    0
-                }
-            }
-            Ext::Poff => c.poff,
-            Ext::Rand => match c.rand {
-                Some(v) => v,
-                None => pseudo_random(&mut self.rand_state),
-            },
+            Ext::Rand => rand_value(self.ctx, &mut self.rand_state),
             Ext::Nla => nla_find_at(self.pkt, self.a, self.x),
             Ext::Nlan => nla_find_nested_at(self.pkt, self.a, self.x),
+            _ => return skb_field(ext, self.pkt.len(), self.ctx),
         })
     }
 
@@ -224,10 +273,7 @@ impl Machine<'_> {
                 None => return fail,
             },
             Op::LdLen | Op::LdxLen => {
-                let len = match self.dialect {
-                    Dialect::Linux => self.pkt.len() as u32,
-                    _ => self.ctx.wirelen_for(self.pkt.len()),
-                };
+                let len = len_value(self.dialect, self.pkt.len(), self.ctx);
                 if op == Op::LdLen {
                     self.a = len
                 } else {
@@ -303,11 +349,10 @@ impl Machine<'_> {
                     return fail;
                 }
                 let idx = if op == Op::Cop { k } else { self.x };
-                let Some(f) = self.ctx.cop.get(idx as usize) else {
-                    return fail;
-                };
-                let wirelen = self.ctx.wirelen_for(self.pkt.len());
-                self.a = f.call(self.a, self.pkt, wirelen, &mut self.mem, self.ctx.cop.len());
+                match cop_call(self.ctx, idx, self.a, self.pkt, &mut self.mem) {
+                    Some(v) => self.a = v,
+                    None => return fail,
+                }
             }
         }
         Flow::Next(next)
@@ -317,10 +362,7 @@ impl Machine<'_> {
 /// Runs a classic program under a dialect's semantics. The program should already have passed
 /// the dialect's checker; unchecked programs are still run safely (bad jumps trap).
 pub fn run(dialect: Dialect, prog: &[Insn], pkt: &[u8], ctx: &Ctx) -> Result<ClassicResult, Trap> {
-    let mem = match (&ctx.extmem, dialect) {
-        (Some(words), Dialect::Netbsd) => words.clone(),
-        _ => vec![0; bpfconf_spec::cbpf::MEMWORDS],
-    };
+    let mem = initial_mem(dialect, ctx).to_vec();
     let mut m = Machine {
         dialect,
         pkt,
@@ -328,7 +370,7 @@ pub fn run(dialect: Dialect, prog: &[Insn], pkt: &[u8], ctx: &Ctx) -> Result<Cla
         a: 0,
         x: 0,
         mem,
-        rand_state: 0x1234_5678,
+        rand_state: RAND_SEED,
     };
     let mut pc = 0usize;
     for _ in 0..STEP_LIMIT {
@@ -381,7 +423,7 @@ fn nla_find(pkt: &[u8], start: usize, len: i64, attr: u32) -> Option<usize> {
 }
 
 /// `SKF_AD_NLATTR`: find attribute type `x` in the attribute stream starting at offset `a`.
-fn nla_find_at(pkt: &[u8], a: u32, x: u32) -> u32 {
+pub(crate) fn nla_find_at(pkt: &[u8], a: u32, x: u32) -> u32 {
     let len = pkt.len();
     if len < NLA_HDRLEN || a as usize > len - NLA_HDRLEN {
         return 0;
@@ -390,7 +432,7 @@ fn nla_find_at(pkt: &[u8], a: u32, x: u32) -> u32 {
 }
 
 /// `SKF_AD_NLATTR_NEST`: find attribute type `x` nested inside the attribute at offset `a`.
-fn nla_find_nested_at(pkt: &[u8], a: u32, x: u32) -> u32 {
+pub(crate) fn nla_find_nested_at(pkt: &[u8], a: u32, x: u32) -> u32 {
     let len = pkt.len();
     if len < NLA_HDRLEN || a as usize > len - NLA_HDRLEN {
         return 0;
