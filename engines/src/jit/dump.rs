@@ -15,6 +15,8 @@ pub fn listing(code: &Assembled, describe: &dyn Fn(Origin) -> String) -> String 
     fmt.options_mut().set_hex_prefix("0x");
     fmt.options_mut().set_hex_suffix("");
     fmt.options_mut().set_first_operand_char_index(8);
+    fmt.options_mut().set_branch_leading_zeros(false);
+    fmt.options_mut().set_show_branch_size(false);
     let mut marks = code.marks.iter().peekable();
     let mut text = String::new();
     while decoder.can_decode() {
@@ -61,10 +63,19 @@ mod tests {
         let l = listing(&code, &|o| format!("{o:?}"));
         let lines: Vec<&str> = l.lines().collect();
         assert_eq!(lines[0], "; Insn { prog: 0, insn: 0 }");
-        assert!(lines[1].contains("b8 2a 00 00 00") && lines[1].contains("mov"), "{l}");
-        assert!(lines[1].contains("eax,0x2A") || lines[1].contains("eax,0x2a"), "{l}");
+        assert!(
+            lines[1].contains("b8 2a 00 00 00") && lines[1].contains("mov"),
+            "{l}"
+        );
+        assert!(
+            lines[1].contains("eax,0x2A") || lines[1].contains("eax,0x2a"),
+            "{l}"
+        );
         assert_eq!(lines[2], "; Stub(\"epilogue\")");
-        assert!(lines[3].trim_start().starts_with("5:") && lines[3].ends_with("ret"), "{l}");
+        assert!(
+            lines[3].trim_start().starts_with("5:") && lines[3].ends_with("ret"),
+            "{l}"
+        );
         assert!(lines[4].contains("6 bytes"), "{l}");
     }
 }

@@ -98,6 +98,8 @@ pub(crate) struct Runtime<'a> {
     targets: usize,
     /// A run-time fault message.
     fault: Option<String>,
+    /// Memory slow-path sites of the compiled code: (size | access << 4, location).
+    sites: &'a [(u64, u64)],
 }
 
 /// Packs where an instruction is for call-outs: program index and slot.
@@ -147,11 +149,13 @@ unsafe fn parts<'a>(ctx: *mut JitCtx) -> (&'a mut JitCtx, &'a mut Runtime<'stati
     (ctx, rt)
 }
 
-/// Slow path of a load/store: `info` = size | access << 4 | loc << 8 (loc without the program
-/// in bits 8..32, program in 32..); returns the host pointer, or 0 after recording the fault.
-pub(crate) extern "sysv64" fn rt_translate(ctx: *mut JitCtx, addr: u64, info: u64, l: u64) -> u64 {
+/// Slow path of a load/store at `addr` for slow-path site `site` (its size, access kind and
+/// location are in [`Runtime::sites`]); returns the host pointer, or 0 after recording the
+/// fault.
+pub(crate) extern "sysv64" fn rt_translate(ctx: *mut JitCtx, addr: u64, site: u64, _: u64) -> u64 {
     // SAFETY: called only from generated code with its context.
     let (ctx, rt) = unsafe { parts(ctx) };
+    let (info, l) = rt.sites[site as usize];
     let size = (info & 0xf) as usize;
     let access = match (info >> 4) & 3 {
         0 => Access::Load,
@@ -167,7 +171,7 @@ pub(crate) extern "sysv64" fn rt_translate(ctx: *mut JitCtx, addr: u64, info: u6
     }
 }
 
-/// `call imm` / `callx`: helper `id` with R1–R5 from the spilled registers.
+/// `call imm` / `callx`: helper `id` with R1–R5 from the spilled registers; returns 0.
 pub(crate) extern "sysv64" fn rt_helper(ctx: *mut JitCtx, id: u64, l: u64, _: u64) -> u64 {
     // SAFETY: called only from generated code with its context.
     let (ctx, rt) = unsafe { parts(ctx) };
@@ -264,6 +268,8 @@ pub struct Compiled {
     asm: Assembled,
     /// Static fault messages (jumps outside the program, undecodable slots…).
     faults: Vec<String>,
+    /// Memory slow-path sites (see [`rt_translate`]).
+    sites: Vec<(u64, u64)>,
     maps: Vec<MapDef>,
     helpers: Helpers,
     programs: Vec<Vec<Insn>>,
@@ -286,7 +292,7 @@ impl Compiled {
         crate::interp::ebpf::maps::check_program(p)?;
         let mut programs = vec![p.insns.clone()];
         programs.extend(p.progs.iter().cloned());
-        let (asm, faults) = gen::compile(&programs, inject)
+        let (asm, faults, sites) = gen::compile(&programs, inject)
             .map_err(|e| LoadError::Engine(format!("JIT code generation failed: {e}")))?;
         let code = ExecMem::new(&asm.code)
             .map_err(|e| LoadError::Engine(format!("cannot map JIT code: {e}")))?;
@@ -294,6 +300,7 @@ impl Compiled {
             code,
             asm,
             faults,
+            sites,
             maps: p.maps.clone(),
             helpers,
             programs,
@@ -354,6 +361,7 @@ impl Compiled {
             helpers: &self.helpers,
             targets: self.programs.len() - 1,
             fault: None,
+            sites: &self.sites,
         };
         let mut regs = [0u64; 11];
         if !input.mem.is_empty() {

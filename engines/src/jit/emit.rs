@@ -124,8 +124,9 @@ impl From<IcedError> for EmitError {
 
 #[derive(Debug, Clone)]
 enum Item {
-    /// A fixed instruction, encoded once (its size does not depend on its address).
-    Fixed(Vec<u8>),
+    /// A fixed instruction, encoded once (its size does not depend on its address): its bytes
+    /// in the encoder's buffer.
+    Fixed { start: usize, len: usize },
     /// A relative branch or call to a label. `call` has no short form.
     Branch {
         instr: Instruction,
@@ -172,26 +173,70 @@ pub struct Asm {
     pub a: CodeAssembler,
     items: Vec<Item>,
     labels: usize,
+    /// Encodes fixed instructions.
     encoder: Encoder,
+    /// The bytes of the fixed instructions, in order.
+    fixed: Vec<u8>,
+}
+
+/// Most encodings [`ENCODINGS`] keeps before it starts over (immediates make the set of
+/// distinct instructions unbounded).
+const ENCODING_CACHE_LIMIT: usize = 1 << 16;
+
+thread_local! {
+    /// Per-thread memo of iced-x86 encodings of position-independent instructions.
+    static ENCODINGS: std::cell::RefCell<rustc_hash::FxHashMap<Instruction, ([u8; 15], u8)>> =
+        std::cell::RefCell::new(rustc_hash::FxHashMap::default());
 }
 
 impl Asm {
     /// An empty 64-bit code buffer.
     pub fn new() -> Result<Self, EmitError> {
+        Asm::with_capacity(0)
+    }
+
+    /// An empty 64-bit code buffer with room for about `instructions` instructions.
+    pub fn with_capacity(instructions: usize) -> Result<Self, EmitError> {
         Ok(Asm {
             a: CodeAssembler::new(64)?,
-            items: Vec::new(),
+            items: Vec::with_capacity(instructions),
             labels: 0,
             encoder: Encoder::new(64),
+            fixed: Vec::with_capacity(instructions * 5),
         })
     }
 
-    /// Moves the instructions emitted through [`Asm::a`] so far into the item list.
+    /// Moves the instructions emitted through [`Asm::a`] so far into the item list, encoding
+    /// them once into the shared byte buffer (their size does not depend on their address).
+    /// Encodings are memoized per thread: iced-x86's encoder is most of the cost of a compile,
+    /// and generated code repeats the same instructions (spills, checks, stubs) endlessly.
     fn flush(&mut self) -> Result<(), EmitError> {
-        for instr in self.a.take_instructions() {
-            self.encoder.encode(&instr, 0)?;
-            self.items.push(Item::Fixed(self.encoder.take_buffer()));
-        }
+        let (encoder, fixed, items) = (&mut self.encoder, &mut self.fixed, &mut self.items);
+        ENCODINGS.with_borrow_mut(|cache| -> Result<(), EmitError> {
+            if cache.len() > ENCODING_CACHE_LIMIT {
+                cache.clear();
+            }
+            for instr in self.a.instructions() {
+                let start = fixed.len();
+                match cache.get(instr) {
+                    Some((bytes, len)) => fixed.extend_from_slice(&bytes[..*len as usize]),
+                    None => {
+                        let len = encoder.encode(instr, 0)?;
+                        let buf = encoder.take_buffer();
+                        let mut bytes = [0u8; 15];
+                        bytes[..len].copy_from_slice(&buf[..len]);
+                        fixed.extend_from_slice(&buf);
+                        cache.insert(*instr, (bytes, len as u8));
+                    }
+                }
+                items.push(Item::Fixed {
+                    start,
+                    len: fixed.len() - start,
+                });
+            }
+            Ok(())
+        })?;
+        self.a.reset();
         Ok(())
     }
 
@@ -250,7 +295,7 @@ impl Asm {
         let mut labels = vec![usize::MAX; self.labels];
         let size_of = |i: usize, item: &Item, short: &[bool]| -> usize {
             match item {
-                Item::Fixed(b) => b.len(),
+                Item::Fixed { len, .. } => *len,
                 Item::Branch { instr, .. } => {
                     if short[i] {
                         2
@@ -302,14 +347,15 @@ impl Asm {
                 break;
             }
         }
-        let mut code = Vec::new();
+        let fixed = self.fixed;
+        let mut code = Vec::with_capacity(fixed.len() + 6 * items.len());
         let mut marks = Vec::new();
         let (mut nshort, mut nnear) = (0, 0);
-        let mut encoder = self.encoder;
+        let mut encoder = Encoder::new(64);
         for (i, item) in items.iter().enumerate() {
             debug_assert_eq!(code.len(), addrs[i]);
             match item {
-                Item::Fixed(bytes) => code.extend_from_slice(bytes),
+                Item::Fixed { start, len } => code.extend_from_slice(&fixed[*start..start + len]),
                 Item::Branch { instr, target, .. } => {
                     let t = labels[target.0];
                     if t == usize::MAX {

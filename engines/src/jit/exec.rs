@@ -1,7 +1,20 @@
 //! Executable memory, W^X: pages are mapped read-write, filled, then switched to read-execute
 //! with `mprotect` before any code runs; they are never writable and executable at once.
+//!
+//! Mappings are recycled through a small pool: a fuzzing campaign compiles ~10^5 programs per
+//! second, and mmap + munmap (with its TLB shootdown and the first-touch page fault) per
+//! program cost more than the compile. A recycled mapping goes back to read-write with
+//! `mprotect` before it is refilled, so the W^X rule holds for every use.
 
 use std::io;
+use std::sync::Mutex;
+
+/// Mappings waiting for reuse: (address, length), all read-execute and unused.
+static POOL: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+/// Most mappings kept in [`POOL`].
+const POOL_MAX: usize = 64;
+/// Largest mapping recycled (bigger ones are unmapped on drop).
+const POOL_MAP_MAX: usize = 1 << 16;
 
 /// A read-execute mapping holding generated code. Unmapped on drop.
 #[derive(Debug)]
@@ -30,27 +43,47 @@ impl ExecMem {
     /// Maps `code` read-execute (writes it while the pages are read-write only).
     pub fn new(code: &[u8]) -> io::Result<ExecMem> {
         let page = page_size();
-        let map_len = code.len().max(1).div_ceil(page) * page;
-        // SAFETY: an anonymous private mapping with no address hint; checked below.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
+        let need = code.len().max(1).div_ceil(page) * page;
+        let (ptr, map_len) = match take_from_pool(need) {
+            Some((ptr, len)) => {
+                // SAFETY: a pooled mapping of len bytes, owned by nobody else now.
+                let rc = unsafe {
+                    libc::mprotect(
+                        ptr as *mut libc::c_void,
+                        len,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                    )
+                };
+                if rc != 0 {
+                    // SAFETY: as above; give the mapping back to the kernel.
+                    unsafe { libc::munmap(ptr as *mut libc::c_void, len) };
+                    return Err(io::Error::last_os_error());
+                }
+                (ptr as *mut u8, len)
+            }
+            None => {
+                // SAFETY: an anonymous private mapping with no address hint; checked below.
+                let ptr = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        need,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    )
+                };
+                if ptr == libc::MAP_FAILED {
+                    return Err(io::Error::last_os_error());
+                }
+                (ptr as *mut u8, need)
+            }
         };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = ptr as *mut u8;
         // Fill the unused tail with int3 so a stray jump past the code traps.
         // SAFETY: the mapping is map_len bytes, writable, and code.len() <= map_len.
         unsafe {
-            std::ptr::write_bytes(ptr, 0xcc, map_len);
             std::ptr::copy_nonoverlapping(code.as_ptr(), ptr, code.len());
+            std::ptr::write_bytes(ptr.add(code.len()), 0xcc, map_len - code.len());
         }
         // SAFETY: ptr/map_len describe the mapping made above.
         let rc = unsafe {
@@ -85,8 +118,23 @@ impl ExecMem {
     }
 }
 
+/// A pooled mapping of at least `need` bytes, if one is free.
+fn take_from_pool(need: usize) -> Option<(usize, usize)> {
+    let mut pool = POOL.lock().ok()?;
+    let i = pool.iter().position(|&(_, len)| len >= need)?;
+    Some(pool.swap_remove(i))
+}
+
 impl Drop for ExecMem {
     fn drop(&mut self) {
+        if self.map_len <= POOL_MAP_MAX {
+            if let Ok(mut pool) = POOL.lock() {
+                if pool.len() < POOL_MAX {
+                    pool.push((self.ptr as usize, self.map_len));
+                    return;
+                }
+            }
+        }
         // SAFETY: ptr/map_len describe a mapping owned by self.
         unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.map_len) };
     }
@@ -122,5 +170,16 @@ mod tests {
         let f: extern "sysv64" fn() -> u32 = unsafe { std::mem::transmute(m.as_ptr()) };
         assert_eq!(f(), 42);
         assert_eq!(m.code(), &[0xb8, 42, 0, 0, 0, 0xc3]);
+    }
+
+    #[test]
+    fn recycled_mappings_hold_the_new_code_and_stay_read_execute() {
+        for v in 0..50u8 {
+            let m = ExecMem::new(&[0xb8, v, 0, 0, 0, 0xc3]).unwrap();
+            assert_eq!(&perms_of(m.as_ptr() as usize)[..3], "r-x");
+            // SAFETY: a complete function returning v.
+            let f: extern "sysv64" fn() -> u32 = unsafe { std::mem::transmute(m.as_ptr()) };
+            assert_eq!(f(), v as u32);
+        }
     }
 }

@@ -69,8 +69,8 @@ impl Inject {
                 "hang" => i.hang = true,
                 other => {
                     return Err(format!(
-                        "BPFCONF_JIT_INJECT: unknown switch `{other}` (known: flip-jeq, crash, hang)"
-                    ))
+                    "BPFCONF_JIT_INJECT: unknown switch `{other}` (known: flip-jeq, crash, hang)"
+                ))
                 }
             }
         }
@@ -215,6 +215,12 @@ impl Engine for Jit {
                 _ => Err("an eBPF program needs an eBPF input".into()),
             },
         }
+    }
+
+    /// Generated code that goes wrong takes its process down: `bpfconf run` runs the JIT in a
+    /// `bpfconf serve` child, so such a case gets the verdict `crash` or `timeout`.
+    fn needs_isolation(&self) -> bool {
+        true
     }
 
     fn load(&self, program: &Program) -> Result<Box<dyn Loaded + '_>, LoadError> {

@@ -51,31 +51,35 @@ pub(super) struct Gen {
     pub step_fault: Label,
     /// Out-of-line code emitted after all programs.
     pub deferred: Vec<Deferred>,
+    /// Memory slow-path sites: (size | access << 4, location), indexed by site number.
+    pub sites: Vec<(u64, u64)>,
+    /// Shared slow path: r10 = address, r11 = site; returns r11 = host pointer or 0.
+    pub translate_stub: Label,
+    /// Shared helper call: r10 = helper id, r11 = location.
+    pub helper_stub: Label,
 }
 
 /// Out-of-line code.
 pub(super) enum Deferred {
-    /// A memory-access slow path: call `rt_translate` and go back with the pointer in r11.
-    Translate {
-        at: Label,
-        back: Label,
-        info: u64,
-        loc: u64,
-    },
+    /// A memory-access slow path: the shared translate stub for `site`, then back with the
+    /// pointer in r11.
+    Translate { at: Label, back: Label, site: u32 },
 }
+
+/// The compiled image, its static fault messages and its memory slow-path sites.
+pub(crate) type Image = (Assembled, Vec<String>, Vec<(u64, u64)>);
 
 /// Compiles `programs` (`[0]` the main program, `[1 + i]` tail-call target `i`) into one
 /// image; returns it and its static fault messages.
-pub(crate) fn compile(
-    programs: &[Vec<Insn>],
-    inject: Inject,
-) -> Result<(Assembled, Vec<String>), EmitError> {
-    let mut asm = Asm::new()?;
+pub(crate) fn compile(programs: &[Vec<Insn>], inject: Inject) -> Result<Image, EmitError> {
+    let slots: usize = programs.iter().map(Vec::len).sum();
+    let mut asm = Asm::with_capacity(128 + 8 * slots)?;
     let slot_labels = programs
         .iter()
         .map(|p| (0..p.len().max(1)).map(|_| asm.label()).collect())
         .collect();
     let (exit, out, dispatch, step_fault) = (asm.label(), asm.label(), asm.label(), asm.label());
+    let (translate_stub, helper_stub) = (asm.label(), asm.label());
     let mut g = Gen {
         asm,
         inject,
@@ -86,6 +90,9 @@ pub(crate) fn compile(
         dispatch,
         step_fault,
         deferred: Vec::new(),
+        sites: Vec::new(),
+        translate_stub,
+        helper_stub,
     };
     g.prologue()?;
     for (i, p) in programs.iter().enumerate() {
@@ -93,7 +100,8 @@ pub(crate) fn compile(
     }
     g.stubs(programs.len())?;
     let faults = std::mem::take(&mut g.faults);
-    Ok((g.asm.finish()?, faults))
+    let sites = std::mem::take(&mut g.sites);
+    Ok((g.asm.finish()?, faults, sites))
 }
 
 /// Whether control can leave a slot other than by falling through to the next one.
@@ -375,18 +383,33 @@ impl Gen {
         self.asm.jcc(cond, to)
     }
 
-    /// `call imm` (`reg` None) or `callx reg`.
+    /// `call imm` (`reg` None) or `callx reg`, through the shared helper stub.
     fn helper_call(&mut self, reg: Option<usize>, id: u64, l: u64) -> Result<(), EmitError> {
-        self.spill()?;
         let a = &mut self.asm.a;
         match reg {
-            Some(r) => a.mov(rsi, R64[r])?,
-            None => a.mov(rsi, id)?,
+            Some(r) => a.mov(r10, R64[r])?,
+            None => a.mov(r10, id)?,
         }
-        a.mov(rdx, l)?;
-        self.callout(rt_helper)?;
-        self.reload()?;
+        a.mov(r11, l)?;
+        self.asm.call(self.helper_stub)?;
         self.check_status()
+    }
+
+    /// A shared stub called (natively) with rsp ≡ 8 (mod 16): realigns, spills R0–R5, calls
+    /// `f(ctx, r10, r11)`, reloads, and returns with f's result in r11.
+    fn shared_stub(&mut self, at: Label, name: &'static str, f: Callout) -> Result<(), EmitError> {
+        self.asm.mark(Origin::Stub(name))?;
+        self.asm.bind(at)?;
+        self.asm.a.sub(rsp, 8)?;
+        self.spill()?;
+        self.asm.a.mov(rsi, r10)?;
+        self.asm.a.mov(rdx, r11)?;
+        self.callout(f)?;
+        self.asm.a.mov(r11, rax)?;
+        self.reload()?;
+        self.asm.a.add(rsp, 8)?;
+        self.asm.a.ret()?;
+        Ok(())
     }
 
     /// `call local`: a new frame, R6–R10 saved on the native stack around a native call.
@@ -455,29 +478,16 @@ impl Gen {
             crate::interp::ebpf::STEP_LIMIT
         ))?;
 
+        self.shared_stub(self.translate_stub, "memory slow path", super::rt_translate)?;
+        self.shared_stub(self.helper_stub, "helper call", rt_helper)?;
         for d in std::mem::take(&mut self.deferred) {
-            match d {
-                Deferred::Translate {
-                    at,
-                    back,
-                    info,
-                    loc,
-                } => {
-                    self.asm.mark(Origin::Stub("memory slow path"))?;
-                    self.asm.bind(at)?;
-                    self.spill()?;
-                    let a = &mut self.asm.a;
-                    a.mov(rsi, r10)?;
-                    a.mov(rdx, info)?;
-                    a.mov(rcx, loc)?;
-                    self.callout(super::rt_translate)?;
-                    self.asm.a.mov(r11, rax)?;
-                    self.reload()?;
-                    self.asm.a.test(r11, r11)?;
-                    self.asm.jcc(Cond::E, self.out)?;
-                    self.asm.jmp(back)?;
-                }
-            }
+            let Deferred::Translate { at, back, site } = d;
+            self.asm.bind(at)?;
+            self.asm.a.mov(r11d, site)?;
+            self.asm.call(self.translate_stub)?;
+            self.asm.a.test(r11, r11)?;
+            self.asm.jcc(Cond::E, self.out)?;
+            self.asm.jmp(back)?;
         }
 
         // out: unwind the native stack to the prologue's and return the status.

@@ -64,40 +64,40 @@ impl Gen {
             Form::Lddw => self.lddw(prog, insns, pc),
             Form::Ldx => {
                 let size = access_size(insn.code);
-                self.translate(insn.src as usize, insn.off, size, Kind::Load, l)?;
+                let m = self.translate(insn.src as usize, insn.off, size, Kind::Load, l)?;
                 let d = insn.dst as usize;
                 let sx = insn.code & 0xe0 == mode::MEMSX;
                 let a = &mut self.asm.a;
                 match (size, sx) {
-                    (1, false) => a.movzx(R32[d], byte_ptr(r11))?,
-                    (2, false) => a.movzx(R32[d], word_ptr(r11))?,
-                    (4, false) => a.mov(R32[d], dword_ptr(r11))?,
-                    (1, true) => a.movsx(R64[d], byte_ptr(r11))?,
-                    (2, true) => a.movsx(R64[d], word_ptr(r11))?,
-                    (4, true) => a.movsxd(R64[d], dword_ptr(r11))?,
-                    _ => a.mov(R64[d], qword_ptr(r11))?,
+                    (1, false) => a.movzx(R32[d], byte_ptr(r11 + m))?,
+                    (2, false) => a.movzx(R32[d], word_ptr(r11 + m))?,
+                    (4, false) => a.mov(R32[d], dword_ptr(r11 + m))?,
+                    (1, true) => a.movsx(R64[d], byte_ptr(r11 + m))?,
+                    (2, true) => a.movsx(R64[d], word_ptr(r11 + m))?,
+                    (4, true) => a.movsxd(R64[d], dword_ptr(r11 + m))?,
+                    _ => a.mov(R64[d], qword_ptr(r11 + m))?,
                 }
                 Ok(())
             }
             Form::St | Form::Stx => {
                 let size = access_size(insn.code);
-                self.translate(insn.dst as usize, insn.off, size, Kind::Store, l)?;
+                let m = self.translate(insn.dst as usize, insn.off, size, Kind::Store, l)?;
                 let a = &mut self.asm.a;
                 if row.form == Form::St {
                     let k = insn.imm;
                     match size {
-                        1 => a.mov(byte_ptr(r11), k as i8 as i32)?,
-                        2 => a.mov(word_ptr(r11), k as i16 as i32)?,
-                        4 => a.mov(dword_ptr(r11), k)?,
-                        _ => a.mov(qword_ptr(r11), k)?,
+                        1 => a.mov(byte_ptr(r11 + m), k as i8 as i32)?,
+                        2 => a.mov(word_ptr(r11 + m), k as i16 as i32)?,
+                        4 => a.mov(dword_ptr(r11 + m), k)?,
+                        _ => a.mov(qword_ptr(r11 + m), k)?,
                     }
                 } else {
                     let s = insn.src as usize;
                     match size {
-                        1 => a.mov(byte_ptr(r11), R8[s])?,
-                        2 => a.mov(word_ptr(r11), R16[s])?,
-                        4 => a.mov(dword_ptr(r11), R32[s])?,
-                        _ => a.mov(qword_ptr(r11), R64[s])?,
+                        1 => a.mov(byte_ptr(r11 + m), R8[s])?,
+                        2 => a.mov(word_ptr(r11 + m), R16[s])?,
+                        4 => a.mov(dword_ptr(r11 + m), R32[s])?,
+                        _ => a.mov(qword_ptr(r11 + m), R64[s])?,
                     }
                 }
                 Ok(())
@@ -108,8 +108,8 @@ impl Gen {
         }
     }
 
-    /// Leaves in r11 the host address of `size` bytes at `R[base] + off` (checked), with the
-    /// fake address in r10. Fast paths: the current frame, then the buffer; anything else
+    /// Leaves in r11 + the returned displacement the host address of `size` bytes at
+    /// `R[base] + off` (checked), with the fake address in r10 (except on the R10 fast path). Fast paths: the current frame, then the buffer; anything else
     /// goes through `rt_translate` out of line.
     fn translate(
         &mut self,
@@ -118,7 +118,15 @@ impl Gen {
         size: usize,
         kind: Kind,
         l: u64,
-    ) -> Result<(), EmitError> {
+    ) -> Result<i32, EmitError> {
+        // `[r10 + off]` wholly inside the current frame needs no check: R10 is read-only and
+        // always the current frame pointer, so the host address is frame_host + 512 + off.
+        let in_frame = off as i64 + STACK_SIZE as i64;
+        if base == 10 && in_frame >= 0 && in_frame as usize + size <= STACK_SIZE {
+            let a = &mut self.asm.a;
+            a.mov(r11, qword_ptr(r12 + ctx_off!(frame_host)))?;
+            return Ok(in_frame as i32);
+        }
         let (not_stack, slow, ready) = (self.asm.label(), self.asm.label(), self.asm.label());
         let a = &mut self.asm.a;
         a.lea(r10, qword_ptr(R64[base] + off as i32))?;
@@ -141,13 +149,13 @@ impl Gen {
         self.asm.jcc(Cond::Ae, slow)?;
         self.asm.a.add(r11, qword_ptr(r12 + ctx_off!(mem_host)))?;
         self.asm.bind(ready)?;
+        self.sites.push((size as u64 | (kind as u64) << 4, l));
         self.deferred.push(Deferred::Translate {
             at: slow,
             back: ready,
-            info: size as u64 | (kind as u64) << 4,
-            loc: l,
+            site: self.sites.len() as u32 - 1,
         });
-        Ok(())
+        Ok(0)
     }
 
     fn alu(&mut self, insn: Insn, row: &IsaRow) -> Result<(), EmitError> {
@@ -440,10 +448,10 @@ impl Gen {
             unreachable!("atomic rows select on imm")
         };
         let size = access_size(insn.code);
-        self.translate(insn.dst as usize, insn.off, size, Kind::Atomic, l)?;
+        let m = self.translate(insn.dst as usize, insn.off, size, Kind::Atomic, l)?;
         let s = insn.src as usize;
         let wide = size == 8;
-        let (m64, m32) = (qword_ptr(r11), dword_ptr(r11));
+        let (m64, m32) = (qword_ptr(r11 + m), dword_ptr(r11 + m));
         let fetch = op & atomic::FETCH != 0;
         if op == atomic::CMPXCHG {
             let a = &mut self.asm.a;
