@@ -113,6 +113,7 @@
 
 mod maps;
 mod syscall;
+pub mod timed;
 mod wrap;
 
 use crate::{EbpfProgram, Input, LoadError, Loaded, Observed, Outcome, Program, RunError};

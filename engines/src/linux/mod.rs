@@ -5,6 +5,8 @@
 //! # Loading
 //! [`Engine::load`] attaches the program to the receiving end of an `AF_UNIX` datagram pair:
 //! the kernel's checker (`bpf_check_classic`, then conversion to eBPF and JIT) runs there.
+//! Pairs are pooled and reused, the new filter replacing the last one (module `unix`: a load
+//! succeeds or fails exactly as on a fresh pair), so a load costs one `SO_ATTACH_FILTER`.
 //! `EINVAL` is a rejection (the kernel does not say which rule; a length outside 1..=4096 is
 //! named since it is the kernel's first check); `ENOMEM` is an unsupported load (a limit of this
 //! machine, not a rejection: the converted program, 96 + 8 bytes per eBPF instruction, is
@@ -105,13 +107,15 @@ use netns::Netns;
 use realise::{Devices, Observes, Path};
 use std::os::fd::OwnedFd;
 use std::sync::OnceLock;
-use unix::UnixPair;
+use unix::{TakeError, UnixPair, UnixPool};
 use wire::Sock;
 
 /// The Linux kernel as a BPF engine.
 #[derive(Default)]
 pub struct Linux {
     netns: OnceLock<Result<Netns, String>>,
+    /// AF_UNIX pairs of dropped programs, reused by the next loads (see `unix`).
+    unix_pool: UnixPool,
 }
 
 impl std::fmt::Debug for Linux {
@@ -168,17 +172,17 @@ impl Linux {
     }
 
     fn load_filter(&self, insns: &[Insn]) -> Result<LoadedFilter<'_>, LoadError> {
-        let unix = UnixPair::new().map_err(|e| {
-            LoadError::Engine(format!(
+        let unix = self.unix_pool.take(insns).map_err(|e| match e {
+            TakeError::Create(e) => LoadError::Engine(format!(
                 "cannot create an AF_UNIX socket pair: {}",
                 sys::errno_name(&e)
-            ))
+            )),
+            TakeError::Attach(e) => load_error(&e, insns),
         })?;
-        unix.attach(insns).map_err(|e| load_error(&e, insns))?;
         Ok(LoadedFilter {
             engine: self,
             insns: insns.to_vec(),
-            unix,
+            unix: Some(unix),
             packet: [None, None, None],
             buf: Vec::new(),
         })
@@ -261,7 +265,7 @@ impl Engine for Linux {
     }
 
     fn availability(&self) -> Result<(), String> {
-        let pair = UnixPair::new().map_err(|e| {
+        let mut pair = UnixPair::new().map_err(|e| {
             format!(
                 "cannot create an AF_UNIX socket pair: {}",
                 sys::errno_name(&e)
@@ -298,7 +302,8 @@ impl Engine for Linux {
 struct LoadedFilter<'a> {
     engine: &'a Linux,
     insns: Vec<Insn>,
-    unix: UnixPair,
+    /// Always `Some` until dropped (then it goes back to the engine's pool).
+    unix: Option<UnixPair>,
     packet: [Option<OwnedFd>; 3],
     buf: Vec<u8>,
 }
@@ -325,6 +330,8 @@ impl LoadedFilter<'_> {
             Path::Unix => {
                 self.buf.resize(inp.packet.len(), 0);
                 self.unix
+                    .as_mut()
+                    .ok_or_else(|| RunError::Engine("the AF_UNIX pair is gone".into()))?
                     .run(&inp.packet, &mut self.buf)
                     .map_err(RunError::Engine)?
             }
@@ -358,6 +365,9 @@ impl LoadedFilter<'_> {
 
 impl Drop for LoadedFilter<'_> {
     fn drop(&mut self) {
+        if let Some(pair) = self.unix.take() {
+            self.engine.unix_pool.put(pair);
+        }
         if let Some(Ok(ns)) = self.engine.netns.get() {
             for (i, sock) in [Sock::Tap, Sock::Tun, Sock::Lo].into_iter().enumerate() {
                 if let Some(fd) = self.packet[i].take() {

@@ -485,6 +485,59 @@ fn optmem_limit_is_unsupported_not_rejected() {
     }
 }
 
+/// Loads reuse the AF_UNIX pairs of dropped programs, replacing their filter: the new program
+/// runs (never the old one), a refused load leaves no trace, and two programs that together
+/// exceed `net.core.optmem_max` (the new one is charged before the old one is released) still
+/// load one after the other, as on fresh pairs.
+#[test]
+fn reused_pairs_load_as_fresh_ones() {
+    let _g = serial();
+    let Some(e) = engine() else { return };
+    let pkt = vec![0u8; 64];
+    let ret_of = |insns: &[Insn]| {
+        let mut l = e.load(&program(insns)).unwrap();
+        l.run(&input(&pkt, &Ctx::default())).unwrap().ret
+    };
+    for k in 1..=40 {
+        assert_eq!(ret_of(&[ret_k(k)]), Observed::Delivered(Some(k)));
+        assert!(e.load(&program(&[alu_k(AluOp::Div, 0), ret_a()])).is_err());
+        assert_eq!(ret_of(&[ret_k(0)]), Observed::Delivered(None));
+    }
+    let optmem: usize = std::fs::read_to_string("/proc/sys/net/core/optmem_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let big = |n: usize, k: u32| {
+        let mut v = vec![st(Op::LdInd(Size::W), 0); n];
+        v.push(ret_k(k));
+        v
+    };
+    let bytes = |v: &[Insn]| 96 + 8 * bpfconf_spec::cbpf::check::linux_ebpf_len(v);
+    // The largest program (up to 4095 loads) whose charge stays below optmem_max.
+    let Some(n) = (1..4096)
+        .rev()
+        .find(|&n| bytes(&big(n, 1)) < optmem && 2 * bytes(&big(n, 1)) >= optmem)
+    else {
+        eprintln!("skipped: no program size between optmem_max / 2 and optmem_max = {optmem}");
+        return;
+    };
+    for k in 1..=3 {
+        assert_eq!(
+            ret_of(&big(n, k)),
+            Observed::Delivered(Some(k)),
+            "program {k} of {n} loads ({} bytes, optmem_max {optmem})",
+            bytes(&big(n, k))
+        );
+    }
+    // Two live at once use two pairs, each charged once.
+    let mut a = e.load(&program(&big(n, 5))).unwrap();
+    let mut b = e.load(&program(&big(n, 6))).unwrap();
+    let inp = input(&pkt, &Ctx::default());
+    assert_eq!(a.run(&inp).unwrap().ret, Observed::Delivered(Some(5)));
+    assert_eq!(b.run(&inp).unwrap().ret, Observed::Delivered(Some(6)));
+}
+
 #[test]
 fn realisation_messages() {
     let _g = serial();

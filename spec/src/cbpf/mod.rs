@@ -404,7 +404,16 @@ pub enum Op {
 impl Op {
     /// Decodes an exact opcode; `None` for any code outside the 52 known ones.
     pub fn decode(code: u16) -> Option<Op> {
-        ALL_OPS.iter().copied().find(|op| op.code() == code)
+        // Every known opcode is below 0x100; a table indexed by the low byte (built once from
+        // ALL_OPS) makes this a load, which matters to the checkers and the fuzzer's hot loop.
+        static TABLE: std::sync::LazyLock<[Option<Op>; 256]> = std::sync::LazyLock::new(|| {
+            let mut t = [None; 256];
+            for op in ALL_OPS {
+                t[op.code() as usize] = Some(op);
+            }
+            t
+        });
+        TABLE.get(code as usize).copied().flatten()
     }
 
     /// The canonical 16-bit opcode.
@@ -558,6 +567,14 @@ mod tests {
         assert_eq!(codes.len(), 52);
         for op in ALL_OPS {
             assert_eq!(Op::decode(op.code()), Some(op), "{}", op.name());
+        }
+    }
+
+    #[test]
+    fn decode_refuses_every_other_code() {
+        for code in 0..=u16::MAX {
+            let scan = ALL_OPS.iter().copied().find(|op| op.code() == code);
+            assert_eq!(Op::decode(code), scan, "{code:#x}");
         }
     }
 

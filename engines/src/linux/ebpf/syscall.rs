@@ -366,14 +366,29 @@ pub fn prog_load(
 /// The result of one `BPF_PROG_TEST_RUN`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TestRun {
-    /// The program's 32-bit return value.
+    /// The program's 32-bit return value (of the last run, with `repeat`).
     pub retval: u32,
     /// Bytes of output data the kernel had (it copied at most the buffer's size).
     pub data_size_out: u32,
+    /// The kernel's mean time per run in nanoseconds (`duration`: the time of the whole loop,
+    /// measured around the program calls, divided by `repeat`).
+    pub duration: u32,
 }
 
 /// Runs a program once on `data_in`, copying the data after the run into `data_out`.
 pub fn prog_test_run(prog: &OwnedFd, data_in: &[u8], data_out: &mut [u8]) -> io::Result<TestRun> {
+    prog_test_run_repeat(prog, data_in, data_out, 1)
+}
+
+/// Runs a program `repeat` times in a row on the same data (`repeat` 0 counts as 1), copying the
+/// data after the last run into `data_out`; the `duration` is the mean per run. An interrupted
+/// call (`EINTR`) is restarted.
+pub fn prog_test_run_repeat(
+    prog: &OwnedFd,
+    data_in: &[u8],
+    data_out: &mut [u8],
+    repeat: u32,
+) -> io::Result<TestRun> {
     loop {
         let mut attr = TestRunAttr {
             prog_fd: prog.as_raw_fd() as u32,
@@ -381,7 +396,7 @@ pub fn prog_test_run(prog: &OwnedFd, data_in: &[u8], data_out: &mut [u8]) -> io:
             data_size_out: data_out.len() as u32,
             data_in: data_in.as_ptr() as u64,
             data_out: data_out.as_mut_ptr() as u64,
-            repeat: 1,
+            repeat: repeat.max(1),
             ..TestRunAttr::default()
         };
         match bpf(cmd::PROG_TEST_RUN, &mut attr) {
@@ -389,6 +404,7 @@ pub fn prog_test_run(prog: &OwnedFd, data_in: &[u8], data_out: &mut [u8]) -> io:
                 return Ok(TestRun {
                     retval: attr.retval,
                     data_size_out: attr.data_size_out,
+                    duration: attr.duration,
                 })
             }
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
