@@ -181,8 +181,32 @@ pub enum LoadError {
     #[error("skipped: {0}")]
     Unsupported(String),
     /// The engine failed for a reason unrelated to the program (I/O, syscall failure…).
+    ///
+    /// A plugin or isolation child that dies or hangs *while loading* is reported here too, with
+    /// a message starting with `crashed:` or `timed out` ([`LoadError::is_crash`],
+    /// [`LoadError::is_timeout`]); the runner records those as the verdicts `crash` and
+    /// `timeout`, like [`RunError::Crash`] and [`RunError::Timeout`]. (`LoadError` has no
+    /// variants of its own for them: loaders match it exhaustively, and a load that crashes
+    /// is rare — JIT code crashes when it runs.)
     #[error("engine error: {0}")]
     Engine(String),
+}
+
+/// How a message describing a dead child starts (`crashed: killed by SIGSEGV`).
+pub const CRASH_PREFIX: &str = "crashed:";
+/// How a message describing a child killed at its deadline starts (`timed out after 10.0s`).
+pub const TIMEOUT_PREFIX: &str = "timed out";
+
+impl LoadError {
+    /// True for an [`LoadError::Engine`] error saying the loading process died (`crashed: …`).
+    pub fn is_crash(&self) -> bool {
+        matches!(self, LoadError::Engine(m) if m.starts_with(CRASH_PREFIX))
+    }
+
+    /// True for an [`LoadError::Engine`] error saying the load timed out (`timed out …`).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, LoadError::Engine(m) if m.starts_with(TIMEOUT_PREFIX))
+    }
 }
 
 /// Why a run produced no outcome.
@@ -201,9 +225,21 @@ pub enum RunError {
     /// time for a short buffer): equivalent to a load-time rejection.
     #[error("refused: {0}")]
     Refused(String),
-    /// The engine failed (I/O, syscall, crash of a child…).
+    /// The engine failed (I/O, syscall, garbage from a plugin…).
     #[error("engine error: {0}")]
     Engine(String),
+    /// The process running the program died: killed by a signal (generated code that faults,
+    /// a library that aborts) or exited without a result. Only engines that run code in a
+    /// child process (plugins, forked workers, isolation children) can report it; in-process, a
+    /// crash takes the caller down. The message is complete and starts with `crashed:` (e.g.
+    /// `crashed: killed by SIGSEGV; stderr: …`). The runner records the verdict `crash`.
+    #[error("{0}")]
+    Crash(String),
+    /// The run did not finish by its deadline; the process running it was killed (and is
+    /// restarted for the next run). The message is complete and starts with `timed out` (e.g.
+    /// `timed out after 10.0s`). The runner records the verdict `timeout`.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 /// Facts about an engine for reports.
@@ -241,6 +277,15 @@ pub trait Engine: Send + Sync {
 
     /// Loads (checks/verifies) a program.
     fn load(&self, program: &Program) -> Result<Box<dyn Loaded + '_>, LoadError>;
+
+    /// True for engines that run generated machine code (a JIT) or anything else whose bugs
+    /// crash or hang the process running it. `bpfconf run` and `bpfconf report` then run the
+    /// engine in a child process (`bpfconf serve --engine NAME --in-process`, restarted after a
+    /// crash or a timeout) so that such a case gets the verdict `crash` or `timeout` and the run
+    /// goes on; `bpfconf fuzz` keeps it in-process, where a crash is a finding. Default: false.
+    fn needs_isolation(&self) -> bool {
+        false
+    }
 }
 
 /// Every engine this build knows, in a stable order.

@@ -214,7 +214,7 @@ fn engine_errors_are_run_errors() {
     };
     let mut l = e.load(&bsd(vec![Insn::new(0x0e, 0, 0, 0)])).unwrap();
     match l.run(&input(&[], None)) {
-        Err(RunError::Engine(m)) => assert!(m.starts_with("crashed: SIGABRT"), "{m}"),
+        Err(RunError::Crash(m)) => assert!(m.starts_with("crashed: SIGABRT"), "{m}"),
         other => panic!("{other:?}"),
     }
 }

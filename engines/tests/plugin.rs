@@ -63,10 +63,13 @@ fn run(e: &dyn Engine, text: &str, mem: &[u8]) -> Result<Outcome, RunError> {
     l.run(&input(mem))
 }
 
-fn engine_error(r: Result<Outcome, RunError>) -> String {
+/// The kind (`crash`, `timeout`, `engine`) and message of a failed run.
+fn run_error(r: Result<Outcome, RunError>) -> (&'static str, String) {
     match r {
-        Err(RunError::Engine(m)) => m,
-        other => panic!("expected an engine error, got {other:?}"),
+        Err(RunError::Crash(m)) => ("crash", m),
+        Err(RunError::Timeout(m)) => ("timeout", m),
+        Err(RunError::Engine(m)) => ("engine", m),
+        other => panic!("expected a crash, timeout or engine error, got {other:?}"),
     }
 }
 
@@ -169,12 +172,15 @@ fn misbehaving_conformance_plugins_become_verdicts() {
         .with_timeout(t)
     };
     let prog = "mov %r0, 1\nexit";
-    let m = engine_error(run(&mk("crash"), prog, &[1, 2]));
-    assert!(m.starts_with("crashed") && m.contains("SIGSEGV"), "{m}");
-    let m = engine_error(run(&mk("hang"), prog, &[]));
-    assert!(m.starts_with("timed out"), "{m}");
-    let m = engine_error(run(&mk("garbage"), prog, &[]));
-    assert!(m.starts_with("garbage reply"), "{m}");
+    let (k, m) = run_error(run(&mk("crash"), prog, &[1, 2]));
+    assert!(
+        k == "crash" && m.starts_with("crashed") && m.contains("SIGSEGV"),
+        "{m}"
+    );
+    let (k, m) = run_error(run(&mk("hang"), prog, &[]));
+    assert!(k == "timeout" && m.starts_with("timed out"), "{m}");
+    let (k, m) = run_error(run(&mk("garbage"), prog, &[]));
+    assert!(k == "engine" && m.starts_with("garbage reply"), "{m}");
     // The memory argument comes first, then the options (as bpf_conformance passes them): the
     // well-behaved path of the same script sees both.
     let ok = ConformancePlugin::new(
@@ -216,14 +222,17 @@ fn jsonl_plugin_runs_and_is_restarted_after_misbehaving() {
         let o = run(&e, good, &[1, 2, 3]).unwrap();
         assert_eq!(o.ret, Observed::Exact(3), "{mode}");
         assert_eq!(o.memory, Some(vec![7, 2, 3]), "{mode}");
-        let m = engine_error(run(&e, trigger, &[]));
+        let (kind, m) = run_error(run(&e, trigger, &[]));
         let want = match mode {
-            "crash" => "crashed: killed by SIGSEGV",
-            "hang" => "timed out",
-            "garbage" => "garbage reply",
-            _ => "crashed: exited with status 3",
+            "crash" => ("crash", "crashed: killed by SIGSEGV"),
+            "hang" => ("timeout", "timed out"),
+            "garbage" => ("engine", "garbage reply"),
+            _ => ("crash", "crashed: exited with status 3"),
         };
-        assert!(m.starts_with(want), "{mode}: {m}");
+        assert!(
+            kind == want.0 && m.starts_with(want.1),
+            "{mode}: {kind} {m}"
+        );
         // The next request gets a fresh process.
         let before = e.processes_started();
         let o = run(&e, good, &[1, 2]).unwrap();

@@ -66,7 +66,7 @@ fn endless_loops_time_out_and_jit_crashes_are_faults() {
         let e = e.with_timeout(Duration::from_millis(300));
         // rbpf's verifier refuses `ja -1` but not a two-instruction loop; it has no step limit.
         match run(&e, "l:\nmov %r0, 0\nja l\nexit", &[]) {
-            Err(RunError::Engine(m)) => assert!(m.starts_with("timed out"), "{m}"),
+            Err(RunError::Timeout(m)) => assert!(m.starts_with("timed out"), "{m}"),
             other => panic!("{}: {other:?}", e.name()),
         }
         // A store through a null pointer: rbpf's interpreter catches it, the JIT's child dies

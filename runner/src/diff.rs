@@ -51,6 +51,9 @@ pub fn run_side(engine: &dyn Engine, program: &Program, input: &Input) -> Side {
         Err(RunError::Refused(r)) => Side::Rejected(r),
         Err(RunError::Unsupported(r)) => Side::Unsupported(r),
         Err(RunError::Engine(r)) => Side::Unsupported(format!("engine error: {r}")),
+        Err(e @ (RunError::Crash(_) | RunError::Timeout(_))) => {
+            Side::Unsupported(format!("engine error: {e}"))
+        }
     }
 }
 

@@ -4,15 +4,18 @@
 //!
 //! ```toml
 //! [[expect_fail]]
-//! engine = "linux"             # engine name, exactly
+//! engine = "linux"             # engine name (or plugin spec), exactly
 //! case = "^ext/poff"           # regex searched in `group/name`
 //! variant = "linux"            # optional: linux, bsd, netbsd or ebpf
+//! verdict = "crash"            # optional: fail, error, crash or timeout
 //! reason = "poff needs a flow dissector fix (6.x)"
 //! ```
 //!
-//! The first matching entry applies to a result: a failure or engine error becomes `xfail` (not
-//! counted as a failure), a pass becomes `xpass` (counted as a failure, naming the entry), a skip
-//! stays a skip.
+//! The first matching entry applies to a result: a failure, engine error, crash or timeout
+//! becomes `xfail` (not counted as a failure), a pass becomes `xpass` (counted as a failure,
+//! naming the entry), a skip stays a skip. An entry with `verdict` covers only failures of that
+//! kind (and passes, which become `xpass`): an expected crash that now fails differently stays a
+//! failure, and the entry is reported in the warnings.
 
 use crate::report::{Run, Status};
 use regex::Regex;
@@ -23,6 +26,9 @@ use toml::Spanned;
 
 /// Variants an entry may name.
 const VARIANTS: [&str; 4] = ["linux", "bsd", "netbsd", "ebpf"];
+
+/// Failing statuses an entry's `verdict` may name.
+const VERDICTS: [Status; 4] = [Status::Fail, Status::Error, Status::Crash, Status::Timeout];
 
 /// A malformed expected-failure file: where and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +67,8 @@ struct RawEntry {
     case: Spanned<String>,
     #[serde(default)]
     variant: Option<Spanned<String>>,
+    #[serde(default)]
+    verdict: Option<Spanned<String>>,
     reason: Spanned<String>,
 }
 
@@ -77,23 +85,38 @@ pub struct Entry {
     pub case: Regex,
     /// Variant restriction, if any.
     pub variant: Option<String>,
+    /// The failing status expected (`fail`, `error`, `crash`, `timeout`), if the entry names
+    /// one.
+    pub verdict: Option<Status>,
     /// Why the failure is expected.
     pub reason: String,
 }
 
 impl Entry {
-    /// True when the entry covers this (engine, case, variant).
+    /// True when the entry covers this (engine, case, variant), whatever the result's status.
     pub fn matches(&self, engine: &str, case: &str, variant: &str) -> bool {
         self.engine == engine
             && self.variant.as_deref().is_none_or(|v| v == variant)
             && self.case.is_match(case)
     }
 
-    /// `engine = "…", case = "…"[, variant = "…"]`, as written in the file.
+    /// True when the entry covers a result with this status: a failure of another kind than
+    /// the entry's `verdict` is not covered.
+    pub fn covers(&self, status: Status) -> bool {
+        match self.verdict {
+            Some(v) if status.is_own_failure() => status == v,
+            _ => true,
+        }
+    }
+
+    /// `engine = "…", case = "…"[, variant = "…"][, verdict = "…"]`, as written in the file.
     pub fn describe(&self) -> String {
         let mut s = format!("engine = {:?}, case = {:?}", self.engine, self.pattern);
         if let Some(v) = &self.variant {
             s += &format!(", variant = {v:?}");
+        }
+        if let Some(v) = self.verdict {
+            s += &format!(", verdict = {:?}", v.name());
         }
         s
     }
@@ -124,7 +147,7 @@ impl ExpectFail {
     }
 
     /// Parses the text of a file; `path` names it in errors. Engine names are checked against
-    /// the engines this build knows.
+    /// the engines this build knows (plugin specs, `jsonl:…` and `plugin:…`, are accepted).
     pub fn parse(path: &Path, text: &str) -> Result<ExpectFail, ExpectFailError> {
         let known: Vec<String> = bpfconf_engines::all_engines()
             .iter()
@@ -153,7 +176,11 @@ impl ExpectFail {
             let raw = raw.into_inner();
             let at = |s: &std::ops::Range<usize>| Some(s.start);
             let engine = raw.engine.get_ref().trim().to_string();
-            if !known_engines.is_empty() && !known_engines.contains(&engine) {
+            // Plugin engines are named by their spec (`jsonl:…`, `plugin:…`).
+            if !known_engines.is_empty()
+                && !known_engines.contains(&engine)
+                && !bpfconf_engines::plugin::is_plugin_spec(&engine)
+            {
                 return Err(err(
                     at(&raw.engine.span()),
                     format!(
@@ -182,6 +209,23 @@ impl ExpectFail {
                 }
                 v => v.map(Spanned::into_inner),
             };
+            let verdict = match raw.verdict {
+                None => None,
+                Some(v) => match VERDICTS.iter().find(|s| s.name() == v.get_ref().as_str()) {
+                    Some(s) => Some(*s),
+                    None => {
+                        let names: Vec<&str> = VERDICTS.iter().map(|s| s.name()).collect();
+                        return Err(err(
+                            at(&v.span()),
+                            format!(
+                                "unknown verdict `{}` (one of: {})",
+                                v.get_ref(),
+                                names.join(", ")
+                            ),
+                        ));
+                    }
+                },
+            };
             let reason = raw.reason.get_ref().trim().to_string();
             if reason.is_empty() {
                 return Err(err(
@@ -195,6 +239,7 @@ impl ExpectFail {
                 pattern,
                 case,
                 variant,
+                verdict,
                 reason,
             });
         }
@@ -204,22 +249,23 @@ impl ExpectFail {
         })
     }
 
-    /// The first entry covering a result.
+    /// The first entry covering a result (of any status; see [`Entry::covers`]).
     pub fn find(&self, engine: &str, case: &str, variant: &str) -> Option<&Entry> {
         self.entries
             .iter()
             .find(|e| e.matches(engine, case, variant))
     }
 
-    /// Applies the list to a run: failures and engine errors covered by an entry become
-    /// `xfail`; passes covered by one become `xpass` (a failure naming the entry). Entries of
-    /// engines that ran but matched no result, or only skipped ones, are added to the run's
-    /// warnings. A run that already went through a list (read back from JSON) is first reset:
-    /// this list replaces the old one.
+    /// Applies the list to a run: failures, engine errors, crashes and timeouts covered by an
+    /// entry become `xfail`; passes covered by one become `xpass` (a failure naming the entry).
+    /// Entries of engines that ran but matched no result, or only skipped ones, or only
+    /// failures of another kind than their `verdict`, are added to the run's warnings. A run
+    /// that already went through a list (read back from JSON) is first reset: this list
+    /// replaces the old one.
     pub fn apply(&self, run: &mut Run) {
         for r in &mut run.results {
             match r.verdict {
-                Status::Xfail => r.verdict = Status::Fail,
+                Status::Xfail => r.verdict = r.failed_as.take().unwrap_or(Status::Fail),
                 Status::Xpass => {
                     r.verdict = Status::Pass;
                     r.detail = None;
@@ -228,22 +274,31 @@ impl ExpectFail {
             }
             r.expect_fail = None;
         }
-        // Per entry: results matched that ran (passed or failed), and skipped ones.
+        // Per entry: results matched that ran (passed or failed), skipped ones, and failures
+        // of another kind than the entry's verdict (by status name).
         let mut ran = vec![0usize; self.entries.len()];
         let mut skipped = vec![0usize; self.entries.len()];
+        let mut other: Vec<Vec<&'static str>> = vec![Vec::new(); self.entries.len()];
         for r in &mut run.results {
+            for (i, e) in self.entries.iter().enumerate() {
+                if e.matches(&r.engine, &r.case, &r.variant) && !e.covers(r.verdict) {
+                    other[i].push(r.verdict.name());
+                }
+            }
             let Some(i) = self
                 .entries
                 .iter()
-                .position(|e| e.matches(&r.engine, &r.case, &r.variant))
+                .position(|e| e.matches(&r.engine, &r.case, &r.variant) && e.covers(r.verdict))
             else {
                 continue;
             };
             let e = &self.entries[i];
             let at = format!("{}:{}", self.file.display(), e.line);
             match r.verdict {
-                Status::Fail | Status::Error => {
+                s if s.is_own_failure() => {
                     ran[i] += 1;
+                    // `fail` is the default when a reset reads it back.
+                    r.failed_as = (s != Status::Fail).then_some(s);
                     r.verdict = Status::Xfail;
                     r.expect_fail = Some(format!("{at}: {}", e.reason));
                 }
@@ -270,7 +325,17 @@ impl ExpectFail {
             if ran[i] > 0 || !engines_run.contains(&e.engine.as_str()) {
                 continue;
             }
-            let what = if skipped[i] > 0 {
+            let what = if !other[i].is_empty() {
+                let mut kinds = other[i].clone();
+                kinds.sort_unstable();
+                kinds.dedup();
+                format!(
+                    "expects verdict `{}` but its results failed otherwise ({} × {})",
+                    e.verdict.map_or("", Status::name),
+                    other[i].len(),
+                    kinds.join(", ")
+                )
+            } else if skipped[i] > 0 {
                 format!("matched only skipped results ({})", skipped[i])
             } else {
                 "matched no result".to_string()

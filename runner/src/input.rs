@@ -279,7 +279,10 @@ pub fn run_capture(
                     Err(RunError::Fault(f)) => PacketVerdict::Fault(f),
                     Err(RunError::Unsupported(r)) => PacketVerdict::Skip(r),
                     Err(RunError::Refused(r)) => PacketVerdict::Error(format!("refused: {r}")),
-                    Err(RunError::Engine(e)) => PacketVerdict::Error(e),
+                    // A dead or hung worker is an error line; its message says which.
+                    Err(RunError::Engine(e) | RunError::Crash(e) | RunError::Timeout(e)) => {
+                        PacketVerdict::Error(e)
+                    }
                 },
             };
             PacketResult {

@@ -5,6 +5,7 @@
 //! - [`report`]: renderings of a run (human, JSON, JUnit, TAP) and the JIT-porter checklist.
 //! - [`expect_fail`]: expected-failure lists (`--expect-fail FILE`).
 //! - [`serve`]: the JSON-lines protocol of `bpfconf serve`.
+//! - [`isolate`]: running engines in `bpfconf serve` children (crash isolation).
 //! - [`elf`]: eBPF programs from ELF objects (`bpfconf exec --elf FILE --section NAME`).
 //! - [`input`]: pcap/pcapng packets and tcpdump expressions (`bpfconf exec --pcap/--expr`).
 
@@ -15,6 +16,7 @@ pub mod expect_fail;
 pub mod fuzz;
 pub mod gen;
 pub mod input;
+pub mod isolate;
 pub mod minimize;
 pub mod report;
 pub mod serve;
@@ -63,4 +65,21 @@ pub fn select_engines(list: Option<&str>) -> Result<Vec<Box<dyn Engine>>, String
         return Err("no engine selected".into());
     }
     Ok(out)
+}
+
+/// [`select_engines`], then the isolation policy of `--in-process` / `--isolate LIST`
+/// ([`isolate::apply`]): engines that need it (or are named) run in children of this
+/// executable, `bpfconf serve --engine NAME --in-process`.
+pub fn select_engines_isolated(
+    list: Option<&str>,
+    in_process: bool,
+    isolate: Option<&str>,
+) -> Result<Vec<Box<dyn Engine>>, String> {
+    let policy = isolate::Policy::from_args(in_process, isolate)?;
+    let engines = select_engines(list)?;
+    // The executable is looked up only when there is something to isolate (or to check).
+    if policy.force.is_empty() && !engines.iter().any(|e| policy.isolates(e.as_ref())) {
+        return Ok(engines);
+    }
+    isolate::apply(engines, &policy, &isolate::current_exe()?)
 }

@@ -19,11 +19,21 @@
 //! This is version 1 of the bpfconf JSON-lines plugin protocol (docs/plugin-protocol.md), whose
 //! client is `--engine jsonl:<command>`: a request `{"id", "hello": {"protocol":
 //! "bpfconf-jsonl", "versions": [1]}}` is answered `{"id", "hello": {"protocol", "version": 1,
-//! "engine", "implementation"}}`, and a request with `"load_only": true` only loads the program
-//! (reply `{"id", "accepted": true}` or a rejection).
+//! "engine", "implementation", "features": ["maps", "progs"]}}`, and a request with
+//! `"load_only": true` only loads the program (reply `{"id", "accepted": true}` or a rejection).
+//!
+//! The optional features: eBPF requests may carry `maps` (definitions, as in case files),
+//! `map_init` (initial contents, one per map) and `progs` (tail-call targets, as `ebpf` rows);
+//! replies then carry `maps` (the snapshots after the run). An engine failure that is a crash or
+//! a timeout of the engine's own child is an `error` reply with `"kind": "crash"` / `"timeout"`,
+//! and a verifier refusing the program for this input (after accepting it at load) is a
+//! `rejected` reply with `"refused": true`. The server always runs the engine in its own
+//! process: it is what `bpfconf run` starts to isolate an engine
+//! ([`bpfconf_engines::Engine::needs_isolation`]).
 
 use crate::compare::Actual;
-use crate::suite::{execute, Verdict};
+use crate::suite::{execute_staged, Verdict};
+use bpfconf_engines::plugin::wire;
 use bpfconf_engines::{
     ClassicInput, ClassicProgram, EbpfInput, EbpfProgram, Engine, Input, Observed, Program,
 };
@@ -61,12 +71,20 @@ struct Request {
     packet: Option<String>,
     #[serde(default)]
     ctx: Option<CtxSpec>,
+    #[serde(default)]
+    maps: Option<Vec<Value>>,
+    #[serde(default)]
+    map_init: Option<Value>,
+    #[serde(default)]
+    progs: Option<Vec<Value>>,
 }
 
 fn parse_ebpf(req: Request) -> Result<(Program, Input), String> {
     if req.insns.is_some() || req.packet.is_some() || req.ctx.is_some() || req.dialect.is_some() {
         return Err(
-            "eBPF requests take `ebpf` or `asm`, and `mem` (not insns/packet/ctx/dialect)".into(),
+            "eBPF requests take `ebpf` or `asm`, `mem`, `maps`, `map_init` and `progs` (not \
+             insns/packet/ctx/dialect)"
+                .into(),
         );
     }
     let insns = match (req.ebpf, req.asm) {
@@ -82,9 +100,30 @@ fn parse_ebpf(req: Request) -> Result<(Program, Input), String> {
         Some(m) => parse_hex(&m).map_err(|e| format!("mem: {e}"))?,
         None => vec![],
     };
+    let maps = req
+        .maps
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, m)| wire::parse_map_def(m).map_err(|e| format!("maps[{i}]: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let map_init = match &req.map_init {
+        Some(v) => wire::parse_contents_list(&maps, v).map_err(|e| format!("map_init: {e}"))?,
+        None => vec![],
+    };
+    let progs = req
+        .progs
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| wire::parse_rows(p).map_err(|e| format!("progs[{i}]: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((
-        Program::Ebpf(EbpfProgram::new(insns)),
-        Input::Ebpf(EbpfInput::new(mem)),
+        Program::Ebpf(EbpfProgram { insns, maps, progs }),
+        Input::Ebpf(EbpfInput {
+            mem,
+            maps: map_init,
+        }),
     ))
 }
 
@@ -97,6 +136,9 @@ fn parse_request(v: Value) -> Result<(Program, Input), String> {
     };
     if is_ebpf {
         return parse_ebpf(req);
+    }
+    if req.maps.is_some() || req.map_init.is_some() || req.progs.is_some() {
+        return Err("`maps`, `map_init` and `progs` are for eBPF requests".into());
     }
     let insns: Vec<Insn> = match (req.insns, req.asm) {
         (Some(q), None) => q
@@ -153,6 +195,7 @@ fn hello_reply(engine: &dyn Engine, id: Value, hello: &Value) -> Value {
             "version": v,
             "engine": engine.name(),
             "implementation": concat!("bpfconf serve ", env!("CARGO_PKG_VERSION")),
+            "features": wire::FEATURES,
         }}),
         None => json!({"id": id, "error": format!(
             "hello: no common version (client {theirs:?}, server {PROTOCOL_VERSIONS:?})"
@@ -191,11 +234,16 @@ pub fn handle_line_with(
     if let Err(reason) = availability {
         return json!({"id": id, "skipped": format!("engine unavailable: {reason}")});
     }
-    if let Err(reason) = engine.supports(&program, &input) {
-        return json!({"id": id, "skipped": reason});
+    // A load-only request has no input to check (its packet and context are placeholders):
+    // the engine's loader refuses, as `skipped`, a program it cannot load at all. Checking
+    // the placeholders would skip programs whose real input the engine can realise.
+    if !load_only {
+        if let Err(reason) = engine.supports(&program, &input) {
+            return json!({"id": id, "skipped": reason});
+        }
     }
-    match execute(engine, &program, &input, load_only) {
-        Ok(Actual::Ran(o)) => {
+    match execute_staged(engine, &program, &input, load_only) {
+        Ok((Actual::Ran(o), _)) => {
             let ebpf = matches!(program, Program::Ebpf(_));
             let mut r = json!({ "id": id });
             match o.ret {
@@ -206,19 +254,31 @@ pub fn handle_line_with(
                 if let Some(m) = o.memory {
                     r["mem"] = json!(bpfconf_spec::case::to_hex(&m));
                 }
+                if let Some(maps) = o.maps {
+                    r["maps"] = json!(maps.iter().map(wire::contents).collect::<Vec<_>>());
+                }
             } else if let Some(m) = o.mem {
                 r["mem"] = json!(m);
             }
             r
         }
-        Ok(Actual::Rejected { reason, rule }) => match rule {
-            Some(rule) => json!({"id": id, "rejected": reason, "rule": rule}),
-            None => json!({"id": id, "rejected": reason}),
-        },
-        Ok(Actual::Fault(f)) => json!({"id": id, "fault": f}),
-        Ok(Actual::Accepted) => json!({"id": id, "accepted": true}),
+        Ok((Actual::Rejected { reason, rule }, at_run)) => {
+            let mut r = json!({"id": id, "rejected": reason});
+            if let Some(rule) = rule {
+                r["rule"] = json!(rule);
+            }
+            if at_run {
+                // Loaded, then refused for this input (a verifier checking the memory size).
+                r["refused"] = json!(true);
+            }
+            r
+        }
+        Ok((Actual::Fault(f), _)) => json!({"id": id, "fault": f}),
+        Ok((Actual::Accepted, _)) => json!({"id": id, "accepted": true}),
         Err(Verdict::Skip(r)) => json!({"id": id, "skipped": r}),
         Err(Verdict::Error(e)) | Err(Verdict::Fail(e)) => json!({"id": id, "error": e}),
+        Err(Verdict::Crash(e)) => json!({"id": id, "error": e, "kind": "crash"}),
+        Err(Verdict::Timeout(e)) => json!({"id": id, "error": e, "kind": "timeout"}),
         Err(Verdict::Pass) => json!({"id": id, "error": "internal: no outcome"}),
     }
 }

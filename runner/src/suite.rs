@@ -29,16 +29,43 @@ pub enum Verdict {
     Skip(String),
     /// The engine failed (I/O, syscall, panic, trap) — counted as a failure.
     Error(String),
+    /// The process running the case died (killed by a signal, or exited without a result):
+    /// generated code that faulted, a library that aborted. Only out-of-process engines
+    /// (isolated engines, plugins, forked workers) can report it; the process is restarted and
+    /// the run goes on. Counted as a failure. The detail starts with `crashed:`.
+    Crash(String),
+    /// The case did not finish by its deadline; the process running it was killed (and is
+    /// restarted). Counted as a failure. The detail starts with `timed out`.
+    Timeout(String),
 }
 
 impl Verdict {
-    /// Short label: PASS, FAIL, SKIP, ERROR.
+    /// Short label: PASS, FAIL, SKIP, ERROR, CRASH, TIMEOUT.
     pub fn label(&self) -> &'static str {
         match self {
             Verdict::Pass => "PASS",
             Verdict::Fail(_) => "FAIL",
             Verdict::Skip(_) => "SKIP",
             Verdict::Error(_) => "ERROR",
+            Verdict::Crash(_) => "CRASH",
+            Verdict::Timeout(_) => "TIMEOUT",
+        }
+    }
+
+    /// True for the verdicts counted as failures: fail, error, crash, timeout.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, Verdict::Pass | Verdict::Skip(_))
+    }
+
+    /// The detail (failure, skip reason, error message), if any.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Verdict::Pass => None,
+            Verdict::Fail(d)
+            | Verdict::Skip(d)
+            | Verdict::Error(d)
+            | Verdict::Crash(d)
+            | Verdict::Timeout(d) => Some(d),
         }
     }
 }
@@ -125,10 +152,14 @@ fn ser_errors<S: serde::Serializer>(v: &[CaseError], s: S) -> Result<S::Ok, S::E
 pub struct Counts {
     /// Passed.
     pub passed: usize,
-    /// Failed (including engine errors).
+    /// Failed (including engine errors, crashes and timeouts).
     pub failed: usize,
     /// Skipped.
     pub skipped: usize,
+    /// Crashes (counted in `failed` too).
+    pub crashed: usize,
+    /// Timeouts (counted in `failed` too).
+    pub timed_out: usize,
 }
 
 impl Counts {
@@ -136,6 +167,14 @@ impl Counts {
         match v {
             Verdict::Pass => self.passed += 1,
             Verdict::Fail(_) | Verdict::Error(_) => self.failed += 1,
+            Verdict::Crash(_) => {
+                self.failed += 1;
+                self.crashed += 1;
+            }
+            Verdict::Timeout(_) => {
+                self.failed += 1;
+                self.timed_out += 1;
+            }
             Verdict::Skip(_) => self.skipped += 1,
         }
     }
@@ -192,35 +231,51 @@ pub fn input_for(case: &Case) -> Input {
 }
 
 /// Loads and runs a program on an engine, turning panics into errors. Returns the actual
-/// result, or the verdict to record when there is none (skip/error).
+/// result, or the verdict to record when there is none (skip/error/crash/timeout).
 pub fn execute(
     engine: &dyn Engine,
     program: &Program,
     input: &Input,
     load_only: bool,
 ) -> Result<Actual, Verdict> {
-    let r = catch_unwind(AssertUnwindSafe(|| -> Result<Actual, Verdict> {
+    execute_staged(engine, program, input, load_only).map(|(a, _)| a)
+}
+
+/// Like [`execute`], also saying whether the program was loaded: `true` when the actual result
+/// comes from the run (so a rejection is a refusal for this input, [`RunError::Refused`]).
+pub fn execute_staged(
+    engine: &dyn Engine,
+    program: &Program,
+    input: &Input,
+    load_only: bool,
+) -> Result<(Actual, bool), Verdict> {
+    let r = catch_unwind(AssertUnwindSafe(|| -> Result<(Actual, bool), Verdict> {
         let mut loaded = match engine.load(program) {
             Ok(l) => l,
             Err(e) => {
                 return match rejected_from(&e) {
-                    Some(a) => Ok(a),
+                    Some(a) => Ok((a, false)),
                     None => Err(match e {
                         LoadError::Unsupported(r) => Verdict::Skip(r),
+                        // A plugin or isolation child that died or hung while loading.
+                        LoadError::Engine(m) if e.is_crash() => Verdict::Crash(m),
+                        LoadError::Engine(m) if e.is_timeout() => Verdict::Timeout(m),
                         other => Verdict::Error(other.to_string()),
                     }),
                 };
             }
         };
         if load_only {
-            return Ok(Actual::Accepted);
+            return Ok((Actual::Accepted, false));
         }
         match loaded.run(input) {
-            Ok(o) => Ok(Actual::Ran(o)),
-            Err(RunError::Fault(f)) => Ok(Actual::Fault(f)),
-            Err(RunError::Refused(reason)) => Ok(Actual::Rejected { rule: None, reason }),
+            Ok(o) => Ok((Actual::Ran(o), true)),
+            Err(RunError::Fault(f)) => Ok((Actual::Fault(f), true)),
+            Err(RunError::Refused(reason)) => Ok((Actual::Rejected { rule: None, reason }, true)),
             Err(RunError::Unsupported(r)) => Err(Verdict::Skip(r)),
             Err(RunError::Engine(e)) => Err(Verdict::Error(e)),
+            Err(RunError::Crash(e)) => Err(Verdict::Crash(e)),
+            Err(RunError::Timeout(e)) => Err(Verdict::Timeout(e)),
         }
     }));
     match r {

@@ -1,7 +1,7 @@
 //! Plugin engines from the command line: `bpfconf serve` answers the JSON-lines handshake and
 //! load-only requests; a Python plugin forwarding to `bpfconf serve --engine interp` passes the
 //! whole spec through `--engine jsonl:…`; a crashing bpf_conformance-protocol plugin yields
-//! engine errors while the run goes on and the other engine's verdicts stand.
+//! `crash` verdicts while the run goes on and the other engine's verdicts stand.
 //!
 //! Without python3 the Python parts print why and pass, unless `BPFCONF_REQUIRE_PYTHON` is set.
 
@@ -120,7 +120,7 @@ fn crashing_plugin_yields_errors_and_the_run_goes_on() {
     ];
     args.extend(files.iter().map(String::as_str));
     let (ok, stdout, stderr) = bpfconf(&args);
-    assert!(!ok, "engine errors fail the run");
+    assert!(!ok, "crashes fail the run");
     let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 6, "{stdout}");
@@ -129,7 +129,7 @@ fn crashing_plugin_yields_errors_and_the_run_goes_on() {
             assert_eq!(r["verdict"], "pass", "{r}");
         } else {
             assert_eq!(r["engine"], engine, "{r}");
-            assert_eq!(r["verdict"], "error", "{r}");
+            assert_eq!(r["verdict"], "crash", "{r}");
             assert!(
                 r["detail"]
                     .as_str()

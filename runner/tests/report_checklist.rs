@@ -317,6 +317,7 @@ fn run_of(items: &[(&str, Status)]) -> Run {
                 verdict: *verdict,
                 detail: None,
                 expect_fail: None,
+                failed_as: None,
                 time: None,
             })
             .collect(),
@@ -412,4 +413,25 @@ fn compare_on_the_command_line_exits_non_zero_when_something_broke() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn crashes_and_timeouts_are_failures_in_the_checklist_and_compare() {
+    use Status::*;
+    let old = run_of(&[("a/x", Pass), ("a/y", Crash), ("a/z", Pass)]);
+    let new = run_of(&[("a/x", Crash), ("a/y", Pass), ("a/z", Timeout)]);
+    let d = diff(&old, &new);
+    let names = |v: &[(String, String, String)]| v.iter().map(|k| k.1.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&d.broke), ["a/x", "a/z"]);
+    assert_eq!(names(&d.fixed), ["a/y"]);
+    assert!(d.regressed());
+    let feats = features::index(&[], &[]);
+    let list = bpfconf_runner::report::checklist::build(&[new], &feats, vec![]);
+    assert_eq!(
+        list.columns[0].summary,
+        "bpfconf: linux (?): 1 PASSED, 2 FAILED (1 CRASHED, 1 TIMED OUT), 0 SKIPPED"
+    );
+    let md = bpfconf_runner::report::checklist::markdown::render(&list);
+    assert!(md.contains("`a/x` [linux] CRASH"), "{md}");
+    assert!(md.contains("`a/z` [linux] TIMEOUT"), "{md}");
 }

@@ -199,6 +199,7 @@ fn variant_narrows_an_entry_and_the_first_match_wins() {
         verdict,
         detail: None,
         expect_fail: None,
+        failed_as: None,
         time: None,
     };
     let mut run = Run {

@@ -169,6 +169,7 @@ fn record(case: &str, engine: &str, verdict: Status, detail: Option<&str>) -> Re
         detail: detail.map(str::to_string),
         expect_fail: matches!(verdict, Status::Xfail | Status::Xpass)
             .then(|| "xf.toml:1: known <bug> & \"quirk\"".into()),
+        failed_as: None,
         time: Some(0.001),
     }
 }
@@ -213,6 +214,18 @@ fn synthetic() -> Run {
                 Some("expected failure passed"),
             ),
             record("alu/g#1", "linux", Status::Pass, None),
+            record(
+                "alu/h",
+                "linux",
+                Status::Crash,
+                Some("crashed: killed by SIGSEGV; stderr: <oops>"),
+            ),
+            record(
+                "alu/i",
+                "linux",
+                Status::Timeout,
+                Some("timed out after 1.0s"),
+            ),
         ],
         load_errors: vec!["bad.toml:6: case `bad/x`: unknown instruction `frob` <&>".into()],
         warnings: vec![],
@@ -225,9 +238,9 @@ fn junit_of_every_status_parses_with_the_schema_shape() {
     let xml = run.render(RunFormat::Junit, false);
     let root = parse_xml(&xml);
     let (tests, failures, errors, skipped) = check_junit(&root);
-    // 7 results + 1 case-file error; fail → failure; error, xpass, load error → error;
-    // skip, xfail → skipped.
-    assert_eq!((tests, failures, errors, skipped), (8, 1, 3, 2));
+    // 9 results + 1 case-file error; fail → failure; error, crash, timeout, xpass, load
+    // error → error; skip, xfail → skipped.
+    assert_eq!((tests, failures, errors, skipped), (10, 1, 5, 2));
     let suites: Vec<&str> = root.kids("testsuite").map(|s| s.attr("name")).collect();
     assert_eq!(suites, ["interp", "linux", "case-files"]);
     let linux = root.kids("testsuite").nth(1).unwrap();
@@ -273,6 +286,47 @@ fn junit_of_every_status_parses_with_the_schema_shape() {
         .find(|t| t.attr("name") == "alu/f[linux]")
         .unwrap();
     assert_eq!(xpass.kids("error").next().unwrap().attr("type"), "xpass");
+    for (name, kind, message) in [
+        (
+            "alu/h[linux]",
+            "crash",
+            "crashed: killed by SIGSEGV; stderr: <oops>",
+        ),
+        ("alu/i[linux]", "timeout", "timed out after 1.0s"),
+    ] {
+        let t = linux.kids("testcase").find(|t| t.attr("name") == name);
+        let e = t.unwrap().kids("error").next().unwrap();
+        assert_eq!((e.attr("type"), e.attr("message")), (kind, message));
+    }
+}
+
+#[test]
+fn crashes_and_timeouts_are_failures_in_every_format() {
+    let run = synthetic();
+    let c = run.counts();
+    // fail, error, crash, timeout, xpass.
+    assert_eq!((c.failed, c.crashed, c.timed_out), (5, 1, 1));
+    assert!(!run.success());
+    let human = run.render(RunFormat::Human, false);
+    assert!(human.contains("CRASH alu/h [linux] on linux\n  crashed: killed by SIGSEGV"));
+    assert!(human.contains("TIMEOUT alu/i [linux] on linux\n  timed out after 1.0s"));
+    assert!(
+        human.contains(
+            "linux: 1 passed, 4 failed, 1 skipped, 1 expected failures, 1 crashed, 1 timed out\n"
+        ),
+        "{human}"
+    );
+    assert!(human.contains("1 crash(es), 1 timeout(s)"));
+    let json: serde_json::Value =
+        serde_json::from_str(&run.render(RunFormat::Json, false)).unwrap();
+    assert_eq!(json["results"][7]["verdict"], "crash");
+    assert_eq!(json["results"][8]["verdict"], "timeout");
+    assert_eq!(json["counts"]["crashed"], 1);
+    assert_eq!(json["counts_by_engine"]["linux"]["timed_out"], 1);
+    // Read back, the statuses survive.
+    let back = bpfconf_runner::report::json::parse(&run.render(RunFormat::Json, false)).unwrap();
+    assert_eq!(back.results[7].verdict, Status::Crash);
+    assert_eq!(back.counts(), c);
 }
 
 fn bpfconf(args: &[&str]) -> (bool, String, String) {
@@ -370,11 +424,17 @@ fn parse_tap(text: &str) -> (usize, usize, usize, usize, usize) {
 fn tap_of_every_status_has_plan_and_counts() {
     let tap = synthetic().render(RunFormat::Tap, false);
     let (plan, ok, not_ok, skip, todo) = parse_tap(&tap);
-    // pass ×2, skip → ok; fail, error, xpass, load error → not ok; xfail → not ok # TODO.
-    assert_eq!((plan, ok, not_ok, skip, todo), (8, 3, 4, 1, 1), "{tap}");
+    // pass ×2, skip → ok; fail, error, crash, timeout, xpass, load error → not ok; xfail →
+    // not ok # TODO.
+    assert_eq!((plan, ok, not_ok, skip, todo), (10, 3, 6, 1, 1), "{tap}");
     // `#` in a description is escaped so it is not read as a directive.
     assert!(tap.contains("ok 7 - alu/g\\#1[linux] on linux\n"), "{tap}");
     assert!(tap.contains("  severity: xpass"));
+    assert!(
+        tap.contains("not ok 8 - alu/h[linux] on linux\n  ---\n"),
+        "{tap}"
+    );
+    assert!(tap.contains("  severity: crash") && tap.contains("  severity: timeout"));
 }
 
 #[test]

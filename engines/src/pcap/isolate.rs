@@ -51,6 +51,20 @@ impl fmt::Display for Failure {
     }
 }
 
+impl Failure {
+    /// The run error a failed call amounts to: a dead worker is [`crate::RunError::Crash`], a
+    /// killed one [`crate::RunError::Timeout`] (messages as [`Failure`]'s `Display`: `crashed:
+    /// SIGABRT (signal 6)`, `timed out after N ms`), a failure to isolate an engine error.
+    pub fn into_run_error(self) -> crate::RunError {
+        use crate::RunError;
+        match self {
+            Failure::Signal(_) | Failure::Exited(_) => RunError::Crash(self.to_string()),
+            Failure::TimedOut(_) => RunError::Timeout(self.to_string()),
+            Failure::Os(_) => RunError::Engine(self.to_string()),
+        }
+    }
+}
+
 pub use crate::signal::signal_name;
 
 fn os_err(what: &str) -> Failure {

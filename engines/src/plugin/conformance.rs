@@ -11,10 +11,11 @@
 //!
 //! Mapped to bpfconf outcomes: exit 0 with a hex number → the run's `r0` (the memory buffer is not
 //! observable); a non-zero exit → a *fault* (bpf_conformance's `-- error` tests pass on any
-//! error, and so do ours); death by a signal → `crashed: …`; no answer by the deadline →
-//! `timed out after …`; exit 0 with anything but one hex number (optionally `0x`-prefixed,
-//! surrounding whitespace allowed) → `garbage reply: …`. That last check is stricter than
-//! bpf_conformance, which would read `2a junk` as 0x2a.
+//! error, and so do ours); death by a signal → [`RunError::Crash`] (`crashed: …`); no answer by
+//! the deadline → [`RunError::Timeout`] (`timed out after …`); during a load probe, the same
+//! messages as [`LoadError::Engine`]; exit 0 with anything but one hex number (optionally
+//! `0x`-prefixed, surrounding whitespace allowed) → `garbage reply: …`. That last check is
+//! stricter than bpf_conformance, which would read `2a junk` as 0x2a.
 //!
 //! The protocol has no load-only step, so a rejection cannot be told from a run-time error.
 //! When a case expects a rejection (the runner then only loads), [`Engine::load`] probes the
@@ -88,14 +89,15 @@ impl ConformancePlugin {
         let stdin = format!("{}\n", base16(&bpfconf_spec::ebpf::to_bytes(insns)));
         let f = run_once(&argv, stdin.as_bytes(), self.timeout).map_err(|e| match e {
             ProcError::TimedOut(t) => {
-                RunError::Engine(format!("timed out after {:.1}s", t.as_secs_f64()))
+                RunError::Timeout(format!("timed out after {:.1}s", t.as_secs_f64()))
             }
+            e @ ProcError::Ended(_) => RunError::Crash(e.to_string()),
             other => RunError::Engine(other.to_string()),
         })?;
         let out = String::from_utf8_lossy(&f.stdout);
         let err = String::from_utf8_lossy(&f.stderr);
         match f.status.code() {
-            None => Err(RunError::Engine(format!(
+            None => Err(RunError::Crash(format!(
                 "crashed: plugin {}{}",
                 describe_status(f.status),
                 match err.trim() {

@@ -10,17 +10,28 @@
 //!
 //! Runs may be parallel: each thread takes a process from a pool (starting and greeting a new one
 //! when none is idle) and puts it back after a clean exchange. A process that times out, dies,
-//! or answers anything but a well-formed reply with the right `id` is killed; the exchange
-//! becomes an engine error (`timed out after …`, `crashed: …`, `garbage reply: …`) and the next
-//! request starts a fresh process.
+//! or answers anything but a well-formed reply with the right `id` is killed and the next
+//! request starts a fresh process. The exchange becomes [`RunError::Timeout`] (`timed out after
+//! …`), [`RunError::Crash`] (`crashed: …`) or an engine error (`garbage reply: …`); during a
+//! load, [`LoadError::Engine`] with the same messages (see [`LoadError::is_crash`]).
+//!
+//! Optional version-1 extensions, used only with a server that announces them in its handshake
+//! reply (`"features"`, see [`super::wire::FEATURES`]): eBPF maps, their initial contents and
+//! snapshots (`maps`), and tail-call targets (`progs`). A server may also qualify an `error`
+//! reply with `"kind": "crash"` or `"timeout"` (its own engine's child died or hung), and a
+//! `rejected` reply to a run with `"refused": true` (a verifier refusing the program for this
+//! input, [`RunError::Refused`]).
 
 use super::process::{resolve_program, truncate, LineProcess, ProcError};
+use super::reply::{error_kind, kind_message, text};
+pub use super::reply::{outcome_from_reply, outcome_from_reply_with, parse_hello, Hello};
+use super::wire;
 use crate::{
-    ClassicProgram, Engine, EngineInfo, Input, LoadError, Loaded, Observed, Outcome, Program,
-    RunError,
+    ClassicProgram, Engine, EngineInfo, Input, LoadError, Loaded, Outcome, Program, RunError,
 };
 use bpfconf_spec::case::{to_hex, Ctx, CtxSpec};
 use bpfconf_spec::cop::CopFn;
+use bpfconf_spec::ebpf::maps::MapDef;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -30,41 +41,6 @@ use std::time::Duration;
 pub const PROTOCOL_NAME: &str = "bpfconf-jsonl";
 /// The protocol versions this build speaks.
 pub const PROTOCOL_VERSIONS: &[u64] = &[1];
-
-/// What the plugin said about itself in the handshake.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hello {
-    /// The protocol version agreed on.
-    pub version: u64,
-    /// The plugin's engine name, if it gave one.
-    pub engine: Option<String>,
-}
-
-/// Checks a handshake reply and returns what it says.
-pub fn parse_hello(reply: &Value) -> Result<Hello, String> {
-    let h = reply
-        .get("hello")
-        .ok_or_else(|| format!("no `hello` in the handshake reply: {reply}"))?;
-    let proto = h.get("protocol").and_then(Value::as_str);
-    if proto != Some(PROTOCOL_NAME) {
-        return Err(format!(
-            "handshake: protocol {proto:?}, expected {PROTOCOL_NAME:?}"
-        ));
-    }
-    let version = h
-        .get("version")
-        .and_then(Value::as_u64)
-        .ok_or("handshake: the reply chose no `version`")?;
-    if !PROTOCOL_VERSIONS.contains(&version) {
-        return Err(format!(
-            "handshake: plugin speaks version {version}, bpfconf speaks {PROTOCOL_VERSIONS:?}"
-        ));
-    }
-    Ok(Hello {
-        version,
-        engine: h.get("engine").and_then(Value::as_str).map(String::from),
-    })
-}
 
 struct Session {
     proc: LineProcess,
@@ -76,6 +52,8 @@ pub struct JsonlPlugin {
     spec: String,
     command: Vec<String>,
     timeout: Duration,
+    /// What the process is called in messages (`plugin`, `isolation child`).
+    role: String,
     pool: Mutex<Vec<Session>>,
     hello: Mutex<Option<Result<Hello, String>>>,
     starts: AtomicUsize,
@@ -83,8 +61,30 @@ pub struct JsonlPlugin {
 
 /// Why an exchange failed.
 enum Failure {
-    /// The plugin misbehaved (timeout, crash, garbage): an engine error.
+    /// The plugin misbehaved (garbage, I/O) or could not be started: an engine error.
     Engine(String),
+    /// The plugin died before answering (`crashed: …`).
+    Crash(String),
+    /// The plugin did not answer by the deadline (`timed out after …`).
+    Timeout(String),
+}
+
+impl Failure {
+    fn into_run_error(self) -> RunError {
+        match self {
+            Failure::Engine(m) => RunError::Engine(m),
+            Failure::Crash(m) => RunError::Crash(m),
+            Failure::Timeout(m) => RunError::Timeout(m),
+        }
+    }
+
+    /// A load has no crash or timeout variant: the message (`crashed: …`, `timed out …`)
+    /// says which ([`LoadError::is_crash`], [`LoadError::is_timeout`]).
+    fn into_load_error(self) -> LoadError {
+        match self {
+            Failure::Engine(m) | Failure::Crash(m) | Failure::Timeout(m) => LoadError::Engine(m),
+        }
+    }
 }
 
 impl JsonlPlugin {
@@ -95,6 +95,7 @@ impl JsonlPlugin {
             spec: spec.to_string(),
             command,
             timeout: super::timeout_from_env(),
+            role: "plugin".into(),
             pool: Mutex::new(Vec::new()),
             hello: Mutex::new(None),
             starts: AtomicUsize::new(0),
@@ -105,6 +106,28 @@ impl JsonlPlugin {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// The same engine, calling its process `role` in messages (e.g. `isolation child`).
+    pub fn with_role(mut self, role: &str) -> Self {
+        self.role = role.to_string();
+        self
+    }
+
+    /// The handshake's result if one was made, without starting anything.
+    pub fn cached_hello(&self) -> Option<Hello> {
+        self.hello
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .and_then(Result::ok)
+    }
+
+    /// True when the server announced an optional feature (`maps`, `progs`) in the handshake
+    /// made so far.
+    fn has_feature(&self, f: &str) -> bool {
+        self.cached_hello()
+            .is_some_and(|h| h.features.iter().any(|x| x == f))
     }
 
     /// How many plugin processes were started so far (restarts included).
@@ -174,21 +197,30 @@ impl JsonlPlugin {
         {
             Ok(l) => l,
             Err(ProcError::TimedOut(t)) => {
-                return Err(Failure::Engine(format!(
-                    "timed out after {:.1}s (the plugin will be restarted)",
-                    t.as_secs_f64()
+                return Err(Failure::Timeout(format!(
+                    "timed out after {:.1}s (the {} will be restarted)",
+                    t.as_secs_f64(),
+                    self.role
+                )))
+            }
+            Err(e @ ProcError::Ended(_)) => {
+                return Err(Failure::Crash(format!(
+                    "{e} (the {} will be restarted)",
+                    self.role
                 )))
             }
             Err(e) => {
                 return Err(Failure::Engine(format!(
-                    "{e} (the plugin will be restarted)"
+                    "{e} (the {} will be restarted)",
+                    self.role
                 )))
             }
         };
         let garbage = |why: &str| {
             Failure::Engine(format!(
-                "garbage reply ({why}): {:?} (the plugin will be restarted)",
-                truncate(&line, 200)
+                "garbage reply ({why}): {:?} (the {} will be restarted)",
+                truncate(&line, 200),
+                self.role
             ))
         };
         let reply = match serde_json::from_str::<Value>(&line) {
@@ -204,7 +236,8 @@ impl JsonlPlugin {
     }
 }
 
-/// The program part of a request.
+/// The program part of a request (maps and tail-call targets are sent only to a server that
+/// announced them; [`Engine::supports`] skips such programs otherwise).
 fn program_fields(program: &Program) -> Map<String, Value> {
     let mut m = Map::new();
     match program {
@@ -219,20 +252,15 @@ fn program_fields(program: &Program) -> Map<String, Value> {
         }
         Program::Ebpf(p) => {
             m.insert("isa".into(), json!("ebpf"));
-            let rows: Vec<[i64; 5]> = p
-                .insns
-                .iter()
-                .map(|i| {
-                    [
-                        i.code as i64,
-                        i.dst as i64,
-                        i.src as i64,
-                        i.off as i64,
-                        i.imm as i64,
-                    ]
-                })
-                .collect();
-            m.insert("ebpf".into(), json!(rows));
+            m.insert("ebpf".into(), wire::rows(&p.insns));
+            if !p.maps.is_empty() {
+                let defs: Vec<Value> = p.maps.iter().map(wire::map_def).collect();
+                m.insert("maps".into(), json!(defs));
+            }
+            if !p.progs.is_empty() {
+                let progs: Vec<Value> = p.progs.iter().map(|q| wire::rows(q)).collect();
+                m.insert("progs".into(), json!(progs));
+            }
         }
     }
     m
@@ -255,84 +283,10 @@ fn ctx_value(ctx: &Ctx) -> Option<Value> {
     serde_json::to_value(CtxSpec::from(ctx)).ok()
 }
 
-/// Interprets a run reply.
-pub fn outcome_from_reply(reply: &Map<String, Value>) -> Result<Outcome, RunError> {
-    let garbage = |why: &str| {
-        RunError::Engine(format!(
-            "garbage reply ({why}): {}",
-            truncate(&Value::Object(reply.clone()).to_string(), 200)
-        ))
-    };
-    if let Some(e) = reply.get("error") {
-        return Err(RunError::Engine(format!(
-            "plugin error: {}",
-            e.as_str().map_or(e.to_string(), String::from)
-        )));
-    }
-    if let Some(s) = reply.get("skipped") {
-        return Err(RunError::Unsupported(
-            s.as_str().map_or(s.to_string(), String::from),
-        ));
-    }
-    if let Some(f) = reply.get("fault") {
-        return Err(RunError::Fault(
-            f.as_str().map_or(f.to_string(), String::from),
-        ));
-    }
-    if let Some(r) = reply.get("rejected") {
-        return Err(RunError::Engine(format!(
-            "the plugin rejected at run time a program it accepted at load: {r}"
-        )));
-    }
-    if let Some(r0) = reply.get("r0") {
-        let r0 = r0.as_u64().ok_or_else(|| garbage("`r0` is not a u64"))?;
-        let memory = match reply.get("mem") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(h)) => {
-                Some(bpfconf_spec::case::parse_hex(h).map_err(|_| garbage("`mem` is not hex"))?)
-            }
-            Some(_) => return Err(garbage("`mem` is not a hex string")),
-        };
-        return Ok(Outcome {
-            ret: Observed::Exact(r0),
-            mem: None,
-            memory,
-            maps: None,
-        });
-    }
-    if let Some(ret) = reply.get("ret") {
-        let ret = ret.as_u64().ok_or_else(|| garbage("`ret` is not a u64"))?;
-        let mem = match reply.get("mem") {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(a)) => Some(
-                a.iter()
-                    .map(|w| w.as_u64().and_then(|w| u32::try_from(w).ok()))
-                    .collect::<Option<Vec<u32>>>()
-                    .ok_or_else(|| garbage("`mem` is not a list of u32"))?,
-            ),
-            Some(_) => return Err(garbage("`mem` is not a list")),
-        };
-        return Ok(Outcome::classic(Observed::Exact(ret), mem));
-    }
-    if let Some(d) = reply.get("delivered") {
-        let d = match d {
-            Value::Null => None,
-            v => Some(
-                v.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| garbage("`delivered` is not a u32 or null"))?,
-            ),
-        };
-        return Ok(Outcome::classic(Observed::Delivered(d), None));
-    }
-    Err(garbage(
-        "no r0, ret, delivered, fault, rejected, skipped or error",
-    ))
-}
-
 struct LoadedJsonl<'a> {
     engine: &'a JsonlPlugin,
     program: Map<String, Value>,
+    maps: Vec<MapDef>,
 }
 
 impl Loaded for LoadedJsonl<'_> {
@@ -347,13 +301,14 @@ impl Loaded for LoadedJsonl<'_> {
             }
             Input::Ebpf(i) => {
                 req.insert("mem".into(), json!(to_hex(&i.mem)));
+                if !self.maps.is_empty() && !i.maps.is_empty() {
+                    let init: Vec<Value> = i.maps.iter().map(wire::contents).collect();
+                    req.insert("map_init".into(), json!(init));
+                }
             }
         }
-        let reply = self
-            .engine
-            .exchange(req)
-            .map_err(|Failure::Engine(e)| RunError::Engine(e))?;
-        outcome_from_reply(&reply)
+        let reply = self.engine.exchange(req).map_err(Failure::into_run_error)?;
+        outcome_from_reply_with(&reply, &self.maps)
     }
 }
 
@@ -376,6 +331,9 @@ impl Engine for JsonlPlugin {
             if let Some(e) = &h.engine {
                 facts.push(("engine".into(), e.clone()));
             }
+            if !h.features.is_empty() {
+                facts.push(("features".into(), h.features.join(",")));
+            }
         }
         EngineInfo {
             name: self.spec.clone(),
@@ -391,8 +349,19 @@ impl Engine for JsonlPlugin {
 
     fn supports(&self, program: &Program, input: &Input) -> Result<(), String> {
         match (program, input) {
-            (Program::Ebpf(p), Input::Ebpf(_)) if !p.maps.is_empty() || !p.progs.is_empty() => {
-                Err("protocol version 1 carries no maps or tail-call targets".into())
+            (Program::Ebpf(p), Input::Ebpf(_))
+                if !p.maps.is_empty() && !self.has_feature("maps") =>
+            {
+                Err("the plugin did not announce the `maps` feature of protocol version 1".into())
+            }
+            (Program::Ebpf(p), Input::Ebpf(_))
+                if !p.progs.is_empty() && !self.has_feature("progs") =>
+            {
+                Err(
+                    "the plugin did not announce the `progs` feature (tail-call targets) of \
+                     protocol version 1"
+                        .into(),
+                )
             }
             (Program::Ebpf(_), Input::Ebpf(_)) | (Program::Classic(_), Input::Classic(_)) => Ok(()),
             _ => Err("program and input families differ".into()),
@@ -408,9 +377,7 @@ impl Engine for JsonlPlugin {
                 req.insert("ctx".into(), c);
             }
         }
-        let reply = self
-            .exchange(req)
-            .map_err(|Failure::Engine(e)| LoadError::Engine(e))?;
+        let reply = self.exchange(req).map_err(Failure::into_load_error)?;
         if let Some(r) = reply.get("rejected") {
             return Err(LoadError::Rejected {
                 rule: reply.get("rule").and_then(Value::as_str).map(String::from),
@@ -423,10 +390,12 @@ impl Engine for JsonlPlugin {
             ));
         }
         if let Some(e) = reply.get("error") {
-            return Err(LoadError::Engine(format!(
-                "plugin error: {}",
-                e.as_str().map_or(e.to_string(), String::from)
-            )));
+            // A crash or timeout of the server's own engine keeps its message (`crashed: …`,
+            // `timed out …`), which is how a load error says so.
+            return Err(LoadError::Engine(match error_kind(&reply) {
+                Some(k) => kind_message(k, e),
+                None => format!("plugin error: {}", text(e)),
+            }));
         }
         if reply.get("accepted") != Some(&json!(true)) {
             return Err(LoadError::Engine(format!(
@@ -437,62 +406,10 @@ impl Engine for JsonlPlugin {
         Ok(Box::new(LoadedJsonl {
             engine: self,
             program: fields,
+            maps: match program {
+                Program::Ebpf(p) => p.maps.clone(),
+                Program::Classic(_) => Vec::new(),
+            },
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hello_checks() {
-        let ok =
-            json!({"id": 0, "hello": {"protocol": PROTOCOL_NAME, "version": 1, "engine": "x"}});
-        assert_eq!(
-            parse_hello(&ok),
-            Ok(Hello {
-                version: 1,
-                engine: Some("x".into())
-            })
-        );
-        assert!(
-            parse_hello(&json!({"id": 0, "hello": {"protocol": "other", "version": 1}})).is_err()
-        );
-        assert!(
-            parse_hello(&json!({"id": 0, "hello": {"protocol": PROTOCOL_NAME, "version": 9}}))
-                .is_err()
-        );
-        assert!(parse_hello(&json!({"id": 0, "error": "unknown field hello"})).is_err());
-    }
-
-    #[test]
-    fn replies() {
-        let m = |v: Value| v.as_object().unwrap().clone();
-        let o = outcome_from_reply(&m(json!({"id": 1, "r0": 5, "mem": "0a0b"}))).unwrap();
-        assert_eq!(o.ret, Observed::Exact(5));
-        assert_eq!(o.memory, Some(vec![10, 11]));
-        let o = outcome_from_reply(&m(json!({"id": 1, "ret": 7, "mem": [1, 2]}))).unwrap();
-        assert_eq!(o.mem, Some(vec![1, 2]));
-        let o = outcome_from_reply(&m(json!({"id": 1, "delivered": null}))).unwrap();
-        assert_eq!(o.ret, Observed::Delivered(None));
-        assert!(matches!(
-            outcome_from_reply(&m(json!({"id": 1, "fault": "oob"}))),
-            Err(RunError::Fault(_))
-        ));
-        assert!(matches!(
-            outcome_from_reply(&m(json!({"id": 1, "skipped": "no"}))),
-            Err(RunError::Unsupported(_))
-        ));
-        for bad in [
-            json!({"id": 1}),
-            json!({"id": 1, "r0": -1}),
-            json!({"id": 1, "r0": 1, "mem": "zz"}),
-        ] {
-            match outcome_from_reply(&m(bad)) {
-                Err(RunError::Engine(e)) => assert!(e.starts_with("garbage reply"), "{e}"),
-                other => panic!("{other:?}"),
-            }
-        }
     }
 }

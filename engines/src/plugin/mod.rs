@@ -18,13 +18,17 @@
 //! a script.
 //!
 //! Every exchange has a deadline ([`DEFAULT_TIMEOUT`], or `BPFCONF_PLUGIN_TIMEOUT_MS`). A plugin
-//! that hangs, dies or answers garbage yields an engine error — `timed out after …`,
-//! `crashed: …`, `garbage reply: …` — for that run, and the run goes on (a persistent plugin is
-//! restarted for the next request).
+//! that hangs, dies or answers garbage yields, for that run, [`crate::RunError::Timeout`]
+//! (`timed out after …`), [`crate::RunError::Crash`] (`crashed: …`) or an engine error
+//! (`garbage reply: …`), and the run goes on (a persistent plugin is restarted for the next
+//! request). During a load (which has no such variants) the same messages come as
+//! [`crate::LoadError::Engine`]; the runner tells them apart by their prefix.
 
 pub mod conformance;
 pub mod jsonl;
 pub mod process;
+pub mod reply;
+pub mod wire;
 
 use crate::Engine;
 use std::time::Duration;

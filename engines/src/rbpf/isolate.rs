@@ -38,6 +38,30 @@ pub enum ChildError {
     Io(String),
 }
 
+impl ChildError {
+    /// The run error a failed child run of engine `name` amounts to: a panic or a setup
+    /// failure is an engine error, a death [`crate::RunError::Crash`] (`crashed: …`), a
+    /// deadline [`crate::RunError::Timeout`] (`timed out after …`).
+    pub fn into_run_error(self, name: &str) -> crate::RunError {
+        use crate::RunError;
+        match self {
+            ChildError::Panicked(m) => RunError::Engine(format!("rbpf panicked: {m}")),
+            ChildError::Signaled(sig) => RunError::Crash(format!(
+                "crashed: {name} run killed by {}",
+                crate::signal::signal_name(sig)
+            )),
+            ChildError::Exited(c) => RunError::Crash(format!(
+                "crashed: {name} child exited with status {c} without a result"
+            )),
+            ChildError::TimedOut(t) => RunError::Timeout(format!(
+                "timed out after {:.1}s ({name} has no instruction limit)",
+                t.as_secs_f64()
+            )),
+            ChildError::Io(e) => RunError::Engine(e),
+        }
+    }
+}
+
 const TAG_OK: u8 = 0;
 const TAG_ERR: u8 = 1;
 const TAG_PANIC: u8 = 2;

@@ -19,8 +19,8 @@
 //! ([`isolate`]) with a deadline ([`DEFAULT_TIMEOUT`], or `BPFCONF_RBPF_TIMEOUT_MS`): rbpf's
 //! interpreter has no instruction limit, and its JIT does no memory checks, so an endless loop
 //! or a wild access costs one child, never the runner. A child that dies by `SIGSEGV`/`SIGBUS`
-//! (JIT) or `SIGILL` (a Cranelift bounds trap) is a *fault*; other deaths, panics and timeouts
-//! are engine errors.
+//! (JIT) or `SIGILL` (a Cranelift bounds trap) is a *fault*; other deaths are crashes
+//! (`RunError::Crash`), deadlines timeouts (`RunError::Timeout`), panics engine errors.
 //!
 //! # What rbpf 0.4 does not support
 //!
@@ -342,19 +342,7 @@ impl Loaded for LoadedRbpf {
                     signal_name(sig)
                 )))
             }
-            Err(ChildError::Signaled(sig)) => Err(RunError::Engine(format!(
-                "crashed: {name} run killed by {}",
-                signal_name(sig)
-            ))),
-            Err(ChildError::Panicked(m)) => Err(RunError::Engine(format!("rbpf panicked: {m}"))),
-            Err(ChildError::Exited(c)) => Err(RunError::Engine(format!(
-                "crashed: {name} child exited with status {c} without a result"
-            ))),
-            Err(ChildError::TimedOut(t)) => Err(RunError::Engine(format!(
-                "timed out after {:.1}s ({name} has no instruction limit)",
-                t.as_secs_f64()
-            ))),
-            Err(ChildError::Io(e)) => Err(RunError::Engine(e)),
+            Err(e) => Err(e.into_run_error(name)),
         }
     }
 }

@@ -87,7 +87,9 @@ pub fn judge(engine: &dyn Engine, case: &EbpfCase) -> Verdict {
         (Err(RunError::Fault(f)), _) => Verdict::Fail(format!("unexpected fault: {f}")),
         (Err(RunError::Refused(f)), _) => Verdict::Skip(format!("refused: {f}")),
         (Err(RunError::Unsupported(why)), _) => Verdict::Skip(why),
-        (Err(RunError::Engine(e)), _) => Verdict::Error(e),
+        (Err(RunError::Engine(e) | RunError::Crash(e) | RunError::Timeout(e)), _) => {
+            Verdict::Error(e)
+        }
         (Ok(o), EbpfExpected::Accept { r0, memory, .. }) => {
             if let Some(want) = r0 {
                 if o.ret != Observed::Exact(*want) {

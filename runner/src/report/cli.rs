@@ -4,7 +4,7 @@
 use super::checklist::{self, features};
 use super::{compare, json, Run};
 use crate::expect_fail::ExpectFail;
-use crate::select_engines;
+use crate::select_engines_isolated;
 use crate::suite::{self, Selection};
 use anyhow::{anyhow, bail, Context, Result};
 use bpfconf_spec::case;
@@ -27,6 +27,13 @@ pub struct ReportArgs {
     /// Leave out cases whose `group/name` matches this regex.
     #[arg(long, conflicts_with = "from")]
     pub exclude: Option<String>,
+    /// Run these engines (comma-separated) in `bpfconf serve` child processes (see `bpfconf
+    /// run --isolate`).
+    #[arg(long, value_name = "LIST", conflicts_with_all = ["from", "in_process"])]
+    pub isolate: Option<String>,
+    /// Run every engine in this process, even those isolated by default.
+    #[arg(long, conflicts_with = "from")]
+    pub in_process: bool,
     /// Expected-failure list (TOML) applied to the run.
     #[arg(long, value_name = "FILE")]
     pub expect_fail: Option<PathBuf>,
@@ -101,7 +108,8 @@ fn fresh_run(a: &ReportArgs, xfail: Option<&ExpectFail>) -> Result<Loaded> {
     if a.paths.is_empty() {
         bail!("give case PATHS to run (or --from RESULTS.json)");
     }
-    let engines = select_engines(a.engine.as_deref()).map_err(|e| anyhow!(e))?;
+    let engines = select_engines_isolated(a.engine.as_deref(), a.in_process, a.isolate.as_deref())
+        .map_err(|e| anyhow!(e))?;
     let regex = |r: &Option<String>, what: &str| {
         r.as_deref()
             .map(regex::Regex::new)

@@ -1,5 +1,6 @@
-//! Human-readable text: failures in full, expected failures in one line each (with `-v`), skips
-//! grouped by reason, counts per engine and the closing `N passed, N failed, N skipped` line.
+//! Human-readable text: failures (crashes and timeouts included) in full, expected failures in
+//! one line each (with `-v`), skips grouped by reason, counts per engine (with crashes and
+//! timeouts when there are any) and the closing `N passed, N failed, N skipped` line.
 
 use super::{Run, Status};
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ pub fn render(run: &Run, verbose: bool) -> String {
         );
         let detail = r.detail.as_deref().unwrap_or("").trim_end();
         match r.verdict {
-            Status::Fail | Status::Error | Status::Xpass => {
+            Status::Fail | Status::Error | Status::Crash | Status::Timeout | Status::Xpass => {
                 let _ = writeln!(s, "{head}\n  {}", detail.replace('\n', "\n  "));
             }
             Status::Xfail if verbose => {
@@ -59,11 +60,26 @@ pub fn render(run: &Run, verbose: bool) -> String {
         };
         let _ = writeln!(
             s,
-            "{engine}: {} passed, {} failed, {} skipped{xf}",
-            c.passed, c.failed, c.skipped
+            "{engine}: {} passed, {} failed, {} skipped{xf}{}",
+            c.passed,
+            c.failed,
+            c.skipped,
+            crashes(&c)
         );
     }
     let c = run.counts();
+    let kinds: Vec<String> = [(c.crashed, "crash(es)"), (c.timed_out, "timeout(s)")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, w)| format!("{n} {w}"))
+        .collect();
+    if !kinds.is_empty() {
+        let _ = writeln!(
+            s,
+            "{} (counted as failures; the process was restarted and the run went on)",
+            kinds.join(", ")
+        );
+    }
     if !run.load_errors.is_empty() {
         let _ = writeln!(s, "{} case file error(s)", run.load_errors.len());
     }
@@ -89,5 +105,17 @@ pub fn render(run: &Run, verbose: bool) -> String {
         c.failed + run.load_errors.len(),
         c.skipped
     );
+    s
+}
+
+/// `, N crashed, N timed out` for a per-engine line, or "" when there were none.
+fn crashes(c: &super::Counts) -> String {
+    let mut s = String::new();
+    if c.crashed > 0 {
+        s += &format!(", {} crashed", c.crashed);
+    }
+    if c.timed_out > 0 {
+        s += &format!(", {} timed out", c.timed_out);
+    }
     s
 }

@@ -3,9 +3,10 @@
 //!
 //! The document: `engines` (name, arch, facts as `[key, value]` pairs), `results` (one object
 //! per case × variant × engine: `case`, `file`, `line`, `variant`, `engine`, `verdict` — `pass`,
-//! `fail`, `skip`, `error`, `xfail`, `xpass` —, `detail`, `expect_fail`, `time`), `load_errors`,
+//! `fail`, `skip`, `error`, `crash`, `timeout`, `xfail`, `xpass` —, `detail`, `expect_fail`,
+//! `failed_as` (for an xfail: `fail`, `error`, `crash` or `timeout`), `time`), `load_errors`,
 //! `warnings`, `counts` and `counts_by_engine` (`passed`, `failed`, `skipped`, `xfailed`,
-//! `xpassed`).
+//! `xpassed`, `crashed`, `timed_out`; crashes and timeouts are counted in `failed` too).
 
 use super::{Counts, Run};
 use std::collections::BTreeMap;

@@ -2,8 +2,9 @@
 //! `<testsuites>` holding one `<testsuite>` per engine (its architecture and facts as
 //! `<properties>`), one `<testcase classname="group" name="group/name[variant]">` per result.
 //!
-//! Failures carry `<failure message="first line" type="fail">detail</failure>`; engine errors and
-//! expected failures that passed carry `<error>`; skips carry `<skipped message="reason"/>`;
+//! Failures carry `<failure message="first line" type="fail">detail</failure>`; engine errors,
+//! crashes, timeouts and expected failures that passed carry `<error>` with `type="engine"`,
+//! `"crash"`, `"timeout"` or `"xpass"`; skips carry `<skipped message="reason"/>`;
 //! expected failures are reported as skipped with `type="xfail"` (as pytest does), the failure
 //! detail in the test case's `<system-out>`. Case files that failed to load form one more suite,
 //! `case-files`, of errors. Everything is escaped with [`super::xml_escape`].
@@ -28,7 +29,7 @@ impl Tally {
         match r.verdict {
             Status::Pass => {}
             Status::Fail => self.failures += 1,
-            Status::Error | Status::Xpass => self.errors += 1,
+            Status::Error | Status::Crash | Status::Timeout | Status::Xpass => self.errors += 1,
             Status::Skip | Status::Xfail => self.skipped += 1,
         }
     }
@@ -134,14 +135,13 @@ fn testcase(out: &mut String, r: &Record) {
             xml_attr(r.summary()),
             xml_escape(detail)
         )),
-        Status::Error => Some(format!(
-            "<error message=\"{}\" type=\"engine\">{}</error>",
+        Status::Error | Status::Crash | Status::Timeout | Status::Xpass => Some(format!(
+            "<error message=\"{}\" type=\"{}\">{}</error>",
             xml_attr(r.summary()),
-            xml_escape(detail)
-        )),
-        Status::Xpass => Some(format!(
-            "<error message=\"{}\" type=\"xpass\">{}</error>",
-            xml_attr(r.summary()),
+            match r.verdict {
+                Status::Error => "engine",
+                other => other.name(),
+            },
             xml_escape(detail)
         )),
         Status::Skip => Some(format!("<skipped message=\"{}\"/>", xml_attr(detail))),

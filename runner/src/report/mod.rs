@@ -63,24 +63,59 @@ pub enum Status {
     /// Passed although an expected-failure entry says it fails: counted as a failure, so that
     /// expected-failure lists stay honest.
     Xpass,
+    /// The process running the case died (signal, or exit without a result); it was restarted
+    /// and the run went on — counted as a failure.
+    Crash,
+    /// The case did not finish by its deadline; the process running it was killed and
+    /// restarted — counted as a failure.
+    Timeout,
 }
 
 impl Status {
-    /// Short label: PASS, FAIL, SKIP, ERROR, XFAIL, XPASS.
+    /// Short label: PASS, FAIL, SKIP, ERROR, CRASH, TIMEOUT, XFAIL, XPASS.
     pub fn label(self) -> &'static str {
         match self {
             Status::Pass => "PASS",
             Status::Fail => "FAIL",
             Status::Skip => "SKIP",
             Status::Error => "ERROR",
+            Status::Crash => "CRASH",
+            Status::Timeout => "TIMEOUT",
             Status::Xfail => "XFAIL",
             Status::Xpass => "XPASS",
         }
     }
 
-    /// True for the statuses that fail a run: fail, error, xpass.
+    /// The name used in JSON and in expected-failure files: `pass`, `fail`, `skip`, `error`,
+    /// `crash`, `timeout`, `xfail`, `xpass`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+            Status::Error => "error",
+            Status::Crash => "crash",
+            Status::Timeout => "timeout",
+            Status::Xfail => "xfail",
+            Status::Xpass => "xpass",
+        }
+    }
+
+    /// True for the statuses that fail a run: fail, error, crash, timeout, xpass.
     pub fn is_failure(self) -> bool {
-        matches!(self, Status::Fail | Status::Error | Status::Xpass)
+        matches!(
+            self,
+            Status::Fail | Status::Error | Status::Crash | Status::Timeout | Status::Xpass
+        )
+    }
+
+    /// True for the ways a case can fail on its own: fail, error, crash, timeout (what an
+    /// expected-failure entry turns into an xfail).
+    pub fn is_own_failure(self) -> bool {
+        matches!(
+            self,
+            Status::Fail | Status::Error | Status::Crash | Status::Timeout
+        )
     }
 
     /// True when the case itself behaved as expected by the spec (pass, or an xpass).
@@ -88,9 +123,10 @@ impl Status {
         matches!(self, Status::Pass | Status::Xpass)
     }
 
-    /// True when the case itself did not behave as the spec says (fail, error, or an xfail).
+    /// True when the case itself did not behave as the spec says (fail, error, crash, timeout,
+    /// or an xfail).
     pub fn case_failed(self) -> bool {
-        matches!(self, Status::Fail | Status::Error | Status::Xfail)
+        self.is_own_failure() || self == Status::Xfail
     }
 }
 
@@ -115,6 +151,10 @@ pub struct Record {
     /// For xfail and xpass: the expected-failure entry that matched (`FILE:LINE: reason`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_fail: Option<String>,
+    /// For xfail: how the case failed when not simply `fail` (`error`, `crash` or `timeout`),
+    /// so that a list applied again (to a run read back from JSON) sees the original status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_as: Option<Status>,
     /// Seconds the engine took (load and run), when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<f64>,
@@ -161,7 +201,7 @@ impl From<EngineInfo> for EngineFacts {
 pub struct Counts {
     /// Passed.
     pub passed: usize,
-    /// Failed: failures, engine errors and expected failures that passed.
+    /// Failed: failures, engine errors, crashes, timeouts and expected failures that passed.
     pub failed: usize,
     /// Skipped.
     pub skipped: usize,
@@ -171,6 +211,12 @@ pub struct Counts {
     /// Expected failures that passed (counted in `failed` too).
     #[serde(default)]
     pub xpassed: usize,
+    /// Crashes (counted in `failed` too).
+    #[serde(default)]
+    pub crashed: usize,
+    /// Timeouts (counted in `failed` too).
+    #[serde(default)]
+    pub timed_out: usize,
 }
 
 impl Counts {
@@ -179,6 +225,14 @@ impl Counts {
         match s {
             Status::Pass => self.passed += 1,
             Status::Fail | Status::Error => self.failed += 1,
+            Status::Crash => {
+                self.failed += 1;
+                self.crashed += 1
+            }
+            Status::Timeout => {
+                self.failed += 1;
+                self.timed_out += 1
+            }
             Status::Xpass => {
                 self.failed += 1;
                 self.xpassed += 1
@@ -219,6 +273,8 @@ impl Run {
                     Verdict::Fail(d) => (Status::Fail, Some(d.clone())),
                     Verdict::Skip(d) => (Status::Skip, Some(d.clone())),
                     Verdict::Error(d) => (Status::Error, Some(d.clone())),
+                    Verdict::Crash(d) => (Status::Crash, Some(d.clone())),
+                    Verdict::Timeout(d) => (Status::Timeout, Some(d.clone())),
                 };
                 Record {
                     case: r.case.clone(),
@@ -229,6 +285,7 @@ impl Run {
                     verdict,
                     detail,
                     expect_fail: None,
+                    failed_as: None,
                     time: times.and_then(|t| t.get(i).copied()),
                 }
             })

@@ -1,7 +1,8 @@
 //! TAP version 13: the plan `1..N`, one test point per result (`ok`/`not ok N - group/name[variant]
 //! on engine`), `# SKIP reason` for skips, `# TODO expected failure: reason` for expected failures
 //! (TAP harnesses do not count TODO points as failures), and a YAML diagnostic block
-//! (`message`, `severity`, `engine`, `variant`, `at`, `detail`) under each failure. Case files
+//! (`message`, `severity` — `fail`, `error`, `crash`, `timeout` or `xpass` —, `engine`,
+//! `variant`, `at`, `detail`) under each failure (crashes and timeouts are `not ok` points). Case files
 //! that failed to load are `not ok` points at the end.
 
 use super::{Record, Run, Status};
@@ -52,13 +53,9 @@ fn point(s: &mut String, n: usize, r: &Record) {
                 one_line(why)
             );
         }
-        Status::Fail | Status::Error | Status::Xpass => {
+        Status::Fail | Status::Error | Status::Crash | Status::Timeout | Status::Xpass => {
             let _ = writeln!(s, "not ok {n} - {desc}");
-            let severity = match r.verdict {
-                Status::Fail => "fail",
-                Status::Xpass => "xpass",
-                _ => "error",
-            };
+            let severity = r.verdict.name();
             yaml(s, r.summary(), severity, &fields, detail);
         }
     }

@@ -23,12 +23,16 @@ use std::collections::HashMap;
 pub struct Tally {
     /// Passed.
     pub passed: usize,
-    /// Failed or engine error.
+    /// Failed, engine error, crash or timeout.
     pub failed: usize,
     /// Expected failures.
     pub xfailed: usize,
     /// Skipped.
     pub skipped: usize,
+    /// Crashes (counted in `failed` too).
+    pub crashed: usize,
+    /// Timeouts (counted in `failed` too).
+    pub timed_out: usize,
 }
 
 impl Tally {
@@ -37,6 +41,14 @@ impl Tally {
         match s {
             Status::Pass | Status::Xpass => self.passed += 1,
             Status::Fail | Status::Error => self.failed += 1,
+            Status::Crash => {
+                self.failed += 1;
+                self.crashed += 1;
+            }
+            Status::Timeout => {
+                self.failed += 1;
+                self.timed_out += 1;
+            }
             Status::Xfail => self.xfailed += 1,
             Status::Skip => self.skipped += 1,
         }
@@ -205,8 +217,19 @@ pub fn repro(r: &Record) -> String {
 
 /// The kernel-style summary line of a column.
 fn summary_line(engine: &str, arch: &str, facts: &[(String, String)], t: &Tally) -> String {
+    // Crashes and timeouts are failures; say how many, as `2 FAILED (1 CRASHED, 1 TIMED OUT)`.
+    let kinds: Vec<String> = [(t.crashed, "CRASHED"), (t.timed_out, "TIMED OUT")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, w)| format!("{n} {w}"))
+        .collect();
+    let how = if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", kinds.join(", "))
+    };
     let mut s = format!(
-        "bpfconf: {engine} ({arch}): {} PASSED, {} FAILED, {} SKIPPED",
+        "bpfconf: {engine} ({arch}): {} PASSED, {} FAILED{how}, {} SKIPPED",
         t.passed, t.failed, t.skipped
     );
     if t.xfailed > 0 {
