@@ -10,6 +10,8 @@
 //! as `or`). It is only available when the environment variable [`INJECT_BUG_ENV`] is `1`, so it
 //! cannot be selected by accident.
 
+pub mod cli;
+
 use crate::diff::{diff_unit, Diff};
 use bpfconf_engines::{
     interp::Interp, ClassicProgram, EbpfInput, EbpfProgram, Engine, EngineInfo, Input, LoadError,
@@ -311,6 +313,42 @@ pub fn campaign(cfg: &Config, a: &dyn Engine, b: &dyn Engine) -> Summary {
     s
 }
 
+/// The CPU time (user + system, every thread) this process has used so far, from
+/// `/proc/self/stat` (in `USER_HZ` = 100 ticks per second); `None` where that file is absent.
+pub fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, so split after its `)`): state is
+    // field 3, utime and stime are fields 14 and 15.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Renders a campaign's throughput: programs per second, per core (the rate over the cores the
+/// threads could use: `min(threads, cores)`) and, when known, per CPU-second the process used
+/// (`cpu`; kernel work done in other tasks, e.g. freeing JIT images in a kworker, is not in it).
+pub fn throughput(units: u64, elapsed: Duration, threads: usize, cpu: Option<Duration>) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let used = threads.clamp(1, cores);
+    let rate = units as f64 / elapsed.as_secs_f64().max(1e-9);
+    let mut t = format!(
+        "{rate:.0} programs/s, {:.0} programs/s per core ({threads} thread{} on {cores} core{})",
+        rate / used as f64,
+        if threads == 1 { "" } else { "s" },
+        if cores == 1 { "" } else { "s" },
+    );
+    if let Some(cpu) = cpu.filter(|c| !c.is_zero()) {
+        let _ = write!(
+            t,
+            ", {:.0} programs per CPU-second",
+            units as f64 / cpu.as_secs_f64()
+        );
+    }
+    t
+}
+
 /// Number of instructions (slots) of a program.
 pub fn program_len(p: &Program) -> usize {
     match p {
@@ -479,201 +517,6 @@ pub fn check_divergence(pair: &EnginePair, program: &Program, input: &Input) {
         let _ = std::fs::write(&path, case_toml(&name, &header, program, input, &side));
     }
     panic!("{} vs {}: {d}", a.name(), b.name());
-}
-
-/// The `bpfconf fuzz` and `bpfconf minimize` subcommands.
-pub mod cli {
-    use super::{campaign, engines, write_case, Config, Isa};
-    use anyhow::{anyhow, bail, Result};
-    use bpfconf_engines::{EbpfInput, EbpfProgram, Input, Program};
-    use bpfconf_spec::Dialect;
-    use std::io::IsTerminal;
-    use std::path::PathBuf;
-    use std::process::ExitCode;
-    use std::time::Duration;
-
-    /// Instruction set of `bpfconf fuzz`.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-    pub enum IsaArg {
-        /// Classic BPF (dialect from `--dialect`).
-        Classic,
-        /// eBPF.
-        Ebpf,
-    }
-
-    /// Options of `bpfconf fuzz`.
-    #[derive(Debug, clap::Args)]
-    pub struct FuzzArgs {
-        /// The two engines to compare, comma-separated.
-        #[arg(long, default_value = "interp,linux")]
-        pub engines: String,
-        /// Instruction set to generate.
-        #[arg(long, value_enum, default_value = "classic")]
-        pub isa: IsaArg,
-        /// Classic dialect.
-        #[arg(long, default_value = "linux")]
-        pub dialect: Dialect,
-        /// Campaign seed (the same seed and bounds give the same units).
-        #[arg(long, default_value_t = 0)]
-        pub seed: u64,
-        /// Number of programs to run (default 10000 when no --time).
-        #[arg(long, conflicts_with = "time")]
-        pub count: Option<u64>,
-        /// Run for this many seconds.
-        #[arg(long)]
-        pub time: Option<u64>,
-        /// Body instructions per generated program.
-        #[arg(long, default_value_t = 16)]
-        pub body: usize,
-        /// Directory the divergences are written to as TOML cases.
-        #[arg(long, default_value = "corpus/regressions")]
-        pub out: PathBuf,
-        /// Write divergences as found, without minimizing them.
-        #[arg(long)]
-        pub no_minimize: bool,
-    }
-
-    /// Runs `bpfconf fuzz`; exits with failure when a divergence was found.
-    pub fn fuzz_main(a: FuzzArgs) -> Result<ExitCode> {
-        let (ea, eb) = engines(&a.engines).map_err(|e| anyhow!(e))?;
-        let isa = match a.isa {
-            IsaArg::Classic => Isa::Classic(a.dialect),
-            IsaArg::Ebpf => Isa::Ebpf,
-        };
-        let cfg = Config {
-            isa,
-            seed: a.seed,
-            count: a.count,
-            time: a.time.map(Duration::from_secs),
-            body: a.body,
-            minimize: !a.no_minimize,
-            bar: std::io::stderr().is_terminal() && std::io::stdout().is_terminal(),
-        };
-        let s = campaign(&cfg, ea.as_ref(), eb.as_ref());
-        for f in &s.found {
-            let path = write_case(&a.out, ea.as_ref(), eb.as_ref(), &cfg, f)?;
-            println!(
-                "divergence: unit {} (seed {:#x}): {} [{} -> {} insns] -> {}",
-                f.index,
-                f.unit_seed,
-                f.diff,
-                f.original_len,
-                super::program_len(&f.program),
-                path.display()
-            );
-        }
-        let threads = rayon::current_num_threads().max(1);
-        println!(
-            "{} vs {}: {} programs in {:.2}s ({:.0}/s, {:.0}/s/core on {threads} threads): {} match, {} divergent, {} one rejected, {} both rejected, {} unsupported",
-            ea.name(),
-            eb.name(),
-            s.units,
-            s.elapsed.as_secs_f64(),
-            s.rate(),
-            s.rate() / threads as f64,
-            s.matched,
-            s.found.len(),
-            s.one_rejected,
-            s.both_rejected,
-            s.unsupported
-        );
-        Ok(if s.found.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
-    }
-
-    /// Options of `bpfconf minimize`.
-    #[derive(Debug, clap::Args)]
-    pub struct MinimizeArgs {
-        /// The TOML case file (its first case, or `--case`).
-        pub case: PathBuf,
-        /// The two engines whose divergence to keep.
-        #[arg(long, default_value = "interp,linux")]
-        pub engines: String,
-        /// Name (or `group/name`) of the case in the file.
-        #[arg(long = "case")]
-        pub name: Option<String>,
-        /// Dialect of a classic case (default: its first).
-        #[arg(long)]
-        pub dialect: Option<Dialect>,
-        /// Write the minimized case here instead of printing it.
-        #[arg(long)]
-        pub out: Option<PathBuf>,
-    }
-
-    /// Runs `bpfconf minimize`.
-    pub fn minimize_main(a: MinimizeArgs) -> Result<ExitCode> {
-        let (ea, eb) = engines(&a.engines).map_err(|e| anyhow!(e))?;
-        let r = bpfconf_spec::case::load_path(&a.case);
-        if let Some(e) = r.errors.first() {
-            bail!("{e}");
-        }
-        let wanted = |n: &str| {
-            a.name
-                .as_deref()
-                .is_none_or(|w| n == w || n.rsplit('/').next() == Some(w))
-        };
-        let (name, program, input) = if let Some(c) = r.cases.iter().find(|c| wanted(&c.name)) {
-            let d = a
-                .dialect
-                .or_else(|| c.dialects.first().copied())
-                .ok_or_else(|| anyhow!("{}: no dialect", c.name))?;
-            (
-                c.name.clone(),
-                crate::suite::program_for(c, d),
-                crate::suite::input_for(c),
-            )
-        } else if let Some(c) = r.ebpf.iter().find(|c| wanted(&c.name)) {
-            let mut p = EbpfProgram::new(c.program.clone());
-            p.maps = c.maps.clone();
-            p.progs = c.progs.clone();
-            let mut i = EbpfInput::new(c.mem.clone());
-            i.maps = c.map_init.clone();
-            (c.name.clone(), Program::Ebpf(p), Input::Ebpf(i))
-        } else {
-            bail!("{}: no such case", a.case.display());
-        };
-        let Some(m) = crate::minimize::minimize(ea.as_ref(), eb.as_ref(), &program, &input) else {
-            bail!(
-                "{name}: {} and {} do not diverge on it",
-                ea.name(),
-                eb.name()
-            );
-        };
-        let header = format!(
-            "Minimized by `bpfconf minimize {} --engines {},{}` from {name} ({} -> {} instructions, {} runs).\n\
-             Signature: {}\n{} vs {}: {}",
-            a.case.display(),
-            ea.name(),
-            eb.name(),
-            super::program_len(&program),
-            super::program_len(&m.program),
-            m.tries,
-            m.signature,
-            ea.name(),
-            eb.name(),
-            m.diff
-        );
-        let short = name.rsplit('/').next().unwrap_or(&name);
-        let side = crate::diff::run_side(ea.as_ref(), &m.program, &m.input);
-        let text = super::case_toml(
-            &format!("{short}_min"),
-            &header,
-            &m.program,
-            &m.input,
-            &side,
-        );
-        match &a.out {
-            Some(p) => {
-                std::fs::write(p, &text)?;
-                eprintln!("{}", header.lines().next().unwrap_or(""));
-            }
-            None => print!("{text}"),
-        }
-        Ok(ExitCode::SUCCESS)
-    }
 }
 
 #[cfg(test)]

@@ -11,13 +11,15 @@
 //!   uninitialised), so outcomes carry no memory.
 //! - **Isolation**: every run happens in a forked worker process ([`isolate`]), one per loaded
 //!   program, reused across runs: libpcap 1.10.3 aborts on opcodes its validator accepts but its
-//!   interpreter lacks and loops forever on `ja -1`. Such a run ends as [`RunError::Engine`]
-//!   (`crashed: SIGABRT (signal 6)`, `timed out after N ms`) and the next run forks a fresh
-//!   worker; the caller's process is never harmed. The timeout is 2 s, or
-//!   `BPFCONF_PCAP_TIMEOUT_MS`.
+//!   interpreter lacks and loops forever on `ja -1`. Such a run ends as [`RunError::Crash`]
+//!   (`crashed: SIGABRT (signal 6)`) or [`RunError::Timeout`] (`timed out after N ms`) and
+//!   the next run forks a fresh worker; the caller's process is never harmed. The timeout is
+//!   2 s, or `BPFCONF_PCAP_TIMEOUT_MS`.
+//! - [`direct`] runs programs known to be safe in-process, for benchmarks.
 //! - Only the BSD dialect: Linux programs use ancillary loads and negative offsets libpcap does
 //!   not have, NetBSD ones a coprocessor and external memory.
 
+pub mod direct;
 pub mod ffi;
 pub mod isolate;
 
@@ -140,7 +142,7 @@ impl Loaded for LoadedPcap {
             .and_then(|w| w.call(&inp.packet, wirelen, timeout));
         match r {
             Ok(ret) => Ok(Outcome::classic(Observed::Exact(ret as u64), None)),
-            Err(f) => Err(RunError::Engine(f.to_string())),
+            Err(f) => Err(f.into_run_error()),
         }
     }
 }
