@@ -1,5 +1,7 @@
 //! The `bpfconf` command line: a thin layer over the runner, spec and engines libraries.
 
+mod bench;
+
 use anyhow::{anyhow, bail, Context, Result};
 use bpfconf_engines::{
     ClassicInput, ClassicProgram, EbpfInput, EbpfProgram, Input, Observed, Program,
@@ -8,7 +10,7 @@ use bpfconf_runner::compare::Actual;
 use bpfconf_runner::expect_fail::ExpectFail;
 use bpfconf_runner::report::{self, Format, RunFormat};
 use bpfconf_runner::suite::{self, Selection, Verdict};
-use bpfconf_runner::{input, select_engines, serve};
+use bpfconf_runner::{input, select_engines, select_engines_isolated, serve};
 use bpfconf_spec::case::{self, CtxSpec};
 use bpfconf_spec::cbpf::{disasm, formats, Insn};
 use bpfconf_spec::ebpf::isa::Group;
@@ -36,6 +38,10 @@ enum Cmd {
         /// Engine to serve.
         #[arg(long, default_value = "interp")]
         engine: String,
+        /// Run the engine in this process (always the case for serve, which is what `run`
+        /// starts to isolate an engine; the flag makes such command lines explicit).
+        #[arg(long)]
+        in_process: bool,
     },
     /// Assemble bpf_asm text and print the instructions.
     Asm {
@@ -60,6 +66,12 @@ enum Cmd {
     Fuzz(bpfconf_runner::fuzz::cli::FuzzArgs),
     /// Shrink a diverging TOML case, keeping its divergence signature.
     Minimize(bpfconf_runner::fuzz::cli::MinimizeArgs),
+    /// Compile a program with our JIT and print the x86-64 code, disassembled and interleaved
+    /// with the BPF instruction each block came from (like the kernel's `bpf_jit_disasm -o`).
+    JitDump(JitDumpArgs),
+    /// Benchmarks: interpreter vs libpcap on tcpdump filters (ns/packet), interpreter vs the
+    /// kernel on eBPF programs (ns/run), load time per instruction; ratios from one run.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -144,6 +156,15 @@ struct RunArgs {
     /// Print every verdict, not only failures.
     #[arg(short, long)]
     verbose: bool,
+    /// Run these engines (comma-separated) in `bpfconf serve` child processes, restarted after
+    /// a crash or a timeout (verdicts `crash`, `timeout`); engines running generated machine
+    /// code (the JIT) are isolated anyway.
+    #[arg(long, value_name = "LIST", conflicts_with = "in_process")]
+    isolate: Option<String>,
+    /// Run every engine in this process, even those isolated by default (a crash then ends
+    /// the run).
+    #[arg(long)]
+    in_process: bool,
     /// Case files or directories (TOML cases, bpf_conformance `.data` files).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -161,10 +182,13 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode> {
         format,
         expect_fail,
         verbose,
+        isolate,
+        in_process,
         paths,
     } = a;
     let xfail = expect_fail.as_deref().map(ExpectFail::load).transpose()?;
-    let engines = select_engines(engine.as_deref()).map_err(|e| anyhow!(e))?;
+    let engines = select_engines_isolated(engine.as_deref(), in_process, isolate.as_deref())
+        .map_err(|e| anyhow!(e))?;
     let regex = |r: Option<String>, what: &str| {
         r.map(|f| regex::Regex::new(&f))
             .transpose()
@@ -257,6 +281,92 @@ struct ExecArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
+}
+
+/// Options of `bpfconf jit-dump`: the program sources of `exec`.
+#[derive(Args)]
+struct JitDumpArgs {
+    /// Engine whose code to show (only `jit` generates machine code).
+    #[arg(long, default_value = "jit")]
+    engine: String,
+    /// Instruction set of the program: classic or ebpf.
+    #[arg(long, value_enum, default_value = "classic")]
+    isa: Isa,
+    /// Dialect (classic).
+    #[arg(long, default_value = "linux")]
+    dialect: Dialect,
+    /// Program in bpf_asm syntax (classic) or bpf_conformance syntax (eBPF).
+    #[arg(long, group = "prog")]
+    asm: Option<PathBuf>,
+    /// Classic program as `code jt jf k` quads (tcpdump -ddd, -dd or bpf_asm comma form).
+    #[arg(long, group = "prog")]
+    quads: Option<PathBuf>,
+    /// Classic program compiled from a tcpdump filter expression by libpcap.
+    #[arg(long, group = "prog")]
+    expr: Option<String>,
+    /// Link type --expr compiles for (DLT number or name; default EN10MB).
+    #[arg(long, requires = "expr")]
+    linktype: Option<String>,
+    /// eBPF: a bpf_conformance `.data` file.
+    #[arg(long, group = "prog")]
+    data: Option<PathBuf>,
+    /// eBPF: an ELF object; dumps section `--section`.
+    #[arg(long, group = "prog", requires = "section")]
+    elf: Option<PathBuf>,
+    /// eBPF: the ELF section holding the program (with `--elf`).
+    #[arg(long, requires = "elf")]
+    section: Option<String>,
+}
+
+fn cmd_jit_dump(a: JitDumpArgs) -> Result<ExitCode> {
+    if a.engine != "jit" {
+        bail!(
+            "engine `{}` does not generate machine code here; jit-dump shows `--engine jit`",
+            a.engine
+        );
+    }
+    let is_ebpf = a.isa == Isa::Ebpf || a.data.is_some() || a.elf.is_some();
+    let exec = ExecArgs {
+        engine: a.engine,
+        dialect: a.dialect,
+        asm: a.asm,
+        quads: a.quads,
+        expr: a.expr,
+        linktype: a.linktype,
+        pcap: None,
+        isa: if is_ebpf { Isa::Ebpf } else { Isa::Classic },
+        data: a.data,
+        elf: a.elf,
+        section: a.section,
+        packet: String::new(),
+        mem: String::new(),
+        ctx: None,
+        format: Format::Human,
+    };
+    let program = if is_ebpf {
+        ebpf_exec_input(&exec)?.0
+    } else {
+        let compiled = match &exec.expr {
+            Some(expr) => Some(input::compile_expr(
+                expr,
+                exec_linktype(exec.linktype.as_deref(), None)?,
+            )?),
+            None => None,
+        };
+        classic_exec_input(exec.asm, exec.quads, compiled, exec.dialect, "", None)?.0
+    };
+    let jit = bpfconf_engines::jit::Jit::new();
+    bpfconf_engines::Engine::availability(&jit).map_err(|e| anyhow!("engine jit: {e}"))?;
+    match jit.listing(&program) {
+        Ok(text) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// Builds the eBPF program and input of `bpfconf exec --isa ebpf`.
@@ -485,7 +595,7 @@ fn real_main() -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Run(a) => cmd_run(a),
         Cmd::Exec(a) => cmd_exec(a),
-        Cmd::Serve { engine } => {
+        Cmd::Serve { engine, .. } => {
             let engines = select_engines(Some(&engine)).map_err(|e| anyhow!(e))?;
             let stdin = std::io::stdin();
             serve::serve(engines[0].as_ref(), stdin.lock(), std::io::stdout())?;
@@ -514,6 +624,8 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Report(a) => report::cli::main(a),
         Cmd::Fuzz(a) => bpfconf_runner::fuzz::cli::fuzz_main(a),
         Cmd::Minimize(a) => bpfconf_runner::fuzz::cli::minimize_main(a),
+        Cmd::Bench(a) => bench::main(a),
+        Cmd::JitDump(a) => cmd_jit_dump(a),
     }
 }
 

@@ -40,7 +40,9 @@ fn check(dir: &str) {
     assert!(failed.len() >= 10, "only {failed:?}");
     // The failures point at the broken rule: cases about conditional jumps are among them.
     assert!(
-        failed.iter().any(|c| c.contains("jeq") || c.contains("jmp")),
+        failed
+            .iter()
+            .any(|c| c.contains("jeq") || c.contains("jmp")),
         "{failed:?}"
     );
 }
