@@ -22,7 +22,8 @@
 //! | R6–R9 | rbx, r13, r14, r15 | callee-saved, survive call-outs |
 //! | R10 | rbp | callee-saved; always the current frame's fake frame pointer |
 //! | — | r12 | the [`JitCtx`] |
-//! | — | r9, r10, r11 | scratch |
+//! | — | r9 | the step budget (spilled with R0–R5 around call-outs) |
+//! | — | r10, r11 | scratch |
 //!
 //! Call-outs spill R0–R5 to [`JitCtx::regs`] and reload them afterwards, so helpers see R1–R5
 //! there and leave them unchanged, as in the interpreter. BPF-to-BPF calls use the native stack
@@ -343,30 +344,102 @@ impl Compiled {
     /// Runs on an input, with the interpreter's set-up: R1 = buffer address (0 if empty),
     /// R2 = its length, R10 = the frame pointer, maps filled from the input.
     pub fn run_input(&self, input: &EbpfInput) -> Result<EbpfResult, RunError> {
-        let mut memory = Memory::with_mem(&input.mem);
-        let maps = Maps::new(
-            &self.maps,
-            self.programs.len() - 1,
-            &input.maps,
-            &mut memory,
-        )
-        .map_err(RunError::Engine)?;
+        let mut session = self.session(&input.mem, &input.maps)?;
+        let ret = session.execute()?;
+        let rt = session.rt;
+        let maps = rt.maps.snapshot(&rt.memory);
+        Ok(EbpfResult {
+            ret,
+            mem: rt.memory.into_mem(),
+            maps,
+        })
+    }
+
+    /// A run environment (memory, maps, stack) for repeated runs, as benchmarks need: see
+    /// [`Session::run`].
+    pub fn session<'a>(
+        &'a self,
+        mem: &[u8],
+        init: &[bpfconf_spec::ebpf::maps::MapContents],
+    ) -> Result<Session<'a>, RunError> {
+        let mut memory = Memory::with_mem(mem);
+        let maps = Maps::new(&self.maps, self.programs.len() - 1, init, &mut memory)
+            .map_err(RunError::Engine)?;
         memory
             .push_frame(0)
             .map_err(|e| RunError::Engine(format!("cannot set up the stack: {e}")))?;
-        let mut rt = Runtime {
-            memory,
-            maps,
-            state: HelperState::new(DEFAULT_SEED),
-            helpers: &self.helpers,
-            targets: self.programs.len() - 1,
-            fault: None,
-            sites: &self.sites,
-        };
+        Ok(Session {
+            code: self,
+            rt: Box::new(Runtime {
+                memory,
+                maps,
+                state: HelperState::new(DEFAULT_SEED),
+                helpers: &self.helpers,
+                targets: self.programs.len() - 1,
+                fault: None,
+                sites: &self.sites,
+            }),
+            mem_len: mem.len(),
+        })
+    }
+}
+
+/// A compiled program with its run environment, reusable for many runs without rebuilding
+/// the address space (`bpfconf bench`). Maps keep their contents from run to run.
+pub struct Session<'a> {
+    code: &'a Compiled,
+    rt: Box<Runtime<'a>>,
+    mem_len: usize,
+}
+
+impl Session<'_> {
+    /// Runs once on `mem` (which must have the length the session was made for), with a
+    /// zeroed stack, and copies the buffer back into `mem`; returns R0.
+    pub fn run(&mut self, mem: &mut [u8]) -> Result<u64, RunError> {
+        if mem.len() != self.mem_len {
+            return Err(RunError::Engine(format!(
+                "session made for {} bytes of memory, run with {}",
+                self.mem_len,
+                mem.len()
+            )));
+        }
+        let m = &mut self.rt.memory;
+        let (buf, len) = m
+            .region_ptr(RegionKind::Mem)
+            .ok_or_else(|| RunError::Engine("the memory buffer is gone".into()))?;
+        let (frame, flen) = m
+            .region_ptr(RegionKind::Stack(0))
+            .ok_or_else(|| RunError::Engine("the stack is gone".into()))?;
+        // SAFETY: both regions are live, of these lengths, and not borrowed elsewhere.
+        unsafe {
+            std::ptr::copy_nonoverlapping(mem.as_ptr(), buf, len.min(mem.len()));
+            std::ptr::write_bytes(frame, 0, flen);
+        }
+        self.rt.state = HelperState::new(DEFAULT_SEED);
+        let ret = self.execute()?;
+        let (buf, len) = self
+            .rt
+            .memory
+            .region_ptr(RegionKind::Mem)
+            .ok_or_else(|| RunError::Engine("the memory buffer is gone".into()))?;
+        // SAFETY: as above.
+        unsafe { std::ptr::copy_nonoverlapping(buf, mem.as_mut_ptr(), len.min(mem.len())) };
+        Ok(ret)
+    }
+
+    /// Calls the generated code once on the current environment.
+    fn execute(&mut self) -> Result<u64, RunError> {
+        let code = self.code;
+        let rt = &mut *self.rt;
+        rt.fault = None;
+        // Frames a faulting earlier run left behind.
+        for depth in 1..MAX_CALL_FRAMES {
+            rt.memory.pop_frame(depth);
+        }
         let mut regs = [0u64; 11];
-        if !input.mem.is_empty() {
+        if self.mem_len > 0 {
             regs[1] = MEM_BASE;
-            regs[2] = input.mem.len() as u64;
+            regs[2] = self.mem_len as u64;
         }
         regs[10] = frame_pointer(0);
         let mut ctx = JitCtx {
@@ -376,39 +449,31 @@ impl Compiled {
             mem_lim: [0; 9],
             frame_host: 0,
             depth: 0,
-            steps: self.step_limit,
+            steps: code.step_limit,
             saved_rsp: 0,
             status: status::OK,
             tail_target: 0,
             ret: 0,
             fault_code: 0,
-            // The runtime outlives the call below; the 'static only erases the helper table's
+            // The runtime outlives the call below; the cast only erases the helper table's
             // lifetime for the raw pointer.
-            rt: (&mut rt as *mut Runtime<'_>).cast(),
+            rt: (rt as *mut Runtime<'_>).cast(),
         };
         rt.refresh(&mut ctx);
         // SAFETY: the code is a complete function generated for this context layout; it only
         // touches ctx, the regions of rt.memory (through pointers refreshed after every
         // call-out) and its own native stack frame.
         let entry: extern "sysv64" fn(*mut JitCtx) -> u64 =
-            unsafe { std::mem::transmute(self.code.as_ptr()) };
+            unsafe { std::mem::transmute(code.code.as_ptr()) };
         entry(&mut ctx);
         match ctx.status {
-            status::OK | status::EXIT => {
-                let ret = ctx.ret;
-                let maps = rt.maps.snapshot(&rt.memory);
-                Ok(EbpfResult {
-                    ret,
-                    mem: rt.memory.into_mem(),
-                    maps,
-                })
-            }
+            status::OK | status::EXIT => Ok(ctx.ret),
             _ => Err(RunError::Fault(match ctx.fault_code {
                 0 => rt
                     .fault
                     .take()
                     .unwrap_or_else(|| "fault without a message".into()),
-                n => self.faults[n as usize - 1].clone(),
+                n => code.faults[n as usize - 1].clone(),
             })),
         }
     }

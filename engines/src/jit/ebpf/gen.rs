@@ -22,6 +22,10 @@ pub(super) const R16: [AsmRegister16; 11] = [ax, di, si, dx, cx, r8w, bx, r13w, 
 /// 8-bit views.
 pub(super) const R8: [AsmRegister8; 11] = [al, dil, sil, dl, cl, r8b, bl, r13b, r14b, r15b, bpl];
 
+/// The remaining step budget lives in r9 between call-outs (in [`JitCtx::steps`] across them):
+/// a counter in memory would make every loop iteration wait on a store-to-load round trip.
+pub(super) const STEPS: AsmRegister64 = r9;
+
 /// A run-time function generated code calls: `f(ctx, a, b, c)`.
 pub(super) type Callout = extern "sysv64" fn(*mut JitCtx, u64, u64, u64) -> u64;
 
@@ -61,9 +65,15 @@ pub(super) struct Gen {
 
 /// Out-of-line code.
 pub(super) enum Deferred {
-    /// A memory-access slow path: the shared translate stub for `site`, then back with the
-    /// pointer in r11.
-    Translate { at: Label, back: Label, site: u32 },
+    /// The out-of-line part of a memory access: the check of the other region, then the
+    /// shared translate stub for `site`; back with the host pointer in r11.
+    Translate {
+        at: Label,
+        back: Label,
+        site: u32,
+        region: super::ops::Region,
+        size: usize,
+    },
 }
 
 /// The compiled image, its static fault messages and its memory slow-path sites.
@@ -196,6 +206,7 @@ impl Gen {
         for (i, r) in R64.iter().enumerate() {
             a.mov(*r, qword_ptr(r12 + ctx_off!(regs) + 8 * i as i32))?;
         }
+        a.mov(STEPS, qword_ptr(r12 + ctx_off!(steps)))?;
         Ok(())
     }
 
@@ -209,8 +220,9 @@ impl Gen {
         self.asm.jmp(self.out)
     }
 
-    /// Spills R0–R5 to the context before a call-out.
+    /// Spills R0–R5 (and the step budget) to the context before a call-out.
     pub fn spill(&mut self) -> Result<(), EmitError> {
+        self.asm.a.mov(qword_ptr(r12 + ctx_off!(steps)), STEPS)?;
         for (i, r) in R64.iter().enumerate().take(6) {
             self.asm
                 .a
@@ -219,8 +231,9 @@ impl Gen {
         Ok(())
     }
 
-    /// Reloads R0–R5 after a call-out.
+    /// Reloads R0–R5 (and the step budget) after a call-out.
     pub fn reload(&mut self) -> Result<(), EmitError> {
+        self.asm.a.mov(STEPS, qword_ptr(r12 + ctx_off!(steps)))?;
         for (i, r) in R64.iter().enumerate().take(6) {
             self.asm
                 .a
@@ -481,8 +494,18 @@ impl Gen {
         self.shared_stub(self.translate_stub, "memory slow path", super::rt_translate)?;
         self.shared_stub(self.helper_stub, "helper call", rt_helper)?;
         for d in std::mem::take(&mut self.deferred) {
-            let Deferred::Translate { at, back, site } = d;
+            let Deferred::Translate {
+                at,
+                back,
+                site,
+                region,
+                size,
+            } = d;
+            let slow = self.asm.label();
             self.asm.bind(at)?;
+            self.region_check(region, size, slow)?;
+            self.asm.jmp(back)?;
+            self.asm.bind(slow)?;
             self.asm.a.mov(r11d, site)?;
             self.asm.call(self.translate_stub)?;
             self.asm.a.test(r11, r11)?;

@@ -6,13 +6,31 @@ use super::gen::{ctx_off, where_, Deferred, Gen, R16, R32, R64, R8};
 use super::{loc, rt_map_ref, JitCtx};
 use crate::interp::ebpf::memory::STACK_SIZE;
 use crate::interp::ebpf::MEM_BASE;
-use crate::jit::emit::{Cond, EmitError};
+use crate::jit::emit::{Cond, EmitError, Label};
 use crate::jit::{CRASH_IMM, HANG_IMM};
 use bpfconf_spec::ebpf::isa::{Form, IsaRow, Sel};
 use bpfconf_spec::ebpf::{alu, atomic, class, mode, pseudo, size, source, Insn};
 use iced_x86::code_asm::*;
 use iced_x86::{Code, IcedError, Instruction};
 use std::mem::offset_of;
+
+/// The regions generated code checks inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Region {
+    /// The current stack frame.
+    Frame,
+    /// The memory buffer.
+    Buffer,
+}
+
+impl Region {
+    fn other(self) -> Region {
+        match self {
+            Region::Frame => Region::Buffer,
+            Region::Buffer => Region::Frame,
+        }
+    }
+}
 
 /// Access kinds as `rt_translate` decodes them.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -127,35 +145,59 @@ impl Gen {
             a.mov(r11, qword_ptr(r12 + ctx_off!(frame_host)))?;
             return Ok(in_frame as i32);
         }
-        let (not_stack, slow, ready) = (self.asm.label(), self.asm.label(), self.asm.label());
-        let a = &mut self.asm.a;
-        a.lea(r10, qword_ptr(R64[base] + off as i32))?;
-        // Current frame: t = addr - (R10 - 512), inside iff t <= 512 - size.
-        a.lea(r11, qword_ptr(r10 + STACK_SIZE as i32))?;
-        a.sub(r11, rbp)?;
-        a.cmp(r11, (STACK_SIZE - size) as i32)?;
-        self.asm.jcc(Cond::A, not_stack)?;
-        self.asm.a.add(r11, qword_ptr(r12 + ctx_off!(frame_host)))?;
-        self.asm.jmp(ready)?;
-        // The buffer: t = addr - MEM_BASE, inside iff t < mem_lim[size].
-        self.asm.bind(not_stack)?;
-        let a = &mut self.asm.a;
-        a.mov(r11, MEM_BASE.wrapping_neg())?;
-        a.add(r11, r10)?;
-        a.cmp(
-            r11,
-            qword_ptr(r12 + offset_of!(JitCtx, mem_lim) as i32 + 8 * size as i32),
-        )?;
-        self.asm.jcc(Cond::Ae, slow)?;
-        self.asm.a.add(r11, qword_ptr(r12 + ctx_off!(mem_host)))?;
+        // Inline: the likelier region only (the frame for R10-based addresses, else the
+        // buffer); the other region and the slow path are out of line.
+        let (other, ready) = (self.asm.label(), self.asm.label());
+        self.asm.a.lea(r10, qword_ptr(R64[base] + off as i32))?;
+        let first = if base == 10 {
+            Region::Frame
+        } else {
+            Region::Buffer
+        };
+        self.region_check(first, size, other)?;
         self.asm.bind(ready)?;
         self.sites.push((size as u64 | (kind as u64) << 4, l));
         self.deferred.push(Deferred::Translate {
-            at: slow,
+            at: other,
             back: ready,
             site: self.sites.len() as u32 - 1,
+            region: first.other(),
+            size,
         });
         Ok(0)
+    }
+
+    /// With the fake address in r10: if `size` bytes there lie in `region`, leaves the host
+    /// address in r11 and falls through; otherwise jumps to `miss`.
+    pub(super) fn region_check(
+        &mut self,
+        region: Region,
+        size: usize,
+        miss: Label,
+    ) -> Result<(), EmitError> {
+        let a = &mut self.asm.a;
+        match region {
+            Region::Frame => {
+                // t = addr - (R10 - 512), inside iff t <= 512 - size.
+                a.lea(r11, qword_ptr(r10 + STACK_SIZE as i32))?;
+                a.sub(r11, rbp)?;
+                a.cmp(r11, (STACK_SIZE - size) as i32)?;
+                self.asm.jcc(Cond::A, miss)?;
+                self.asm.a.add(r11, qword_ptr(r12 + ctx_off!(frame_host)))?;
+            }
+            Region::Buffer => {
+                // t = addr - MEM_BASE, inside iff t < mem_lim[size].
+                a.mov(r11, MEM_BASE.wrapping_neg())?;
+                a.add(r11, r10)?;
+                a.cmp(
+                    r11,
+                    qword_ptr(r12 + offset_of!(JitCtx, mem_lim) as i32 + 8 * size as i32),
+                )?;
+                self.asm.jcc(Cond::Ae, miss)?;
+                self.asm.a.add(r11, qword_ptr(r12 + ctx_off!(mem_host)))?;
+            }
+        }
+        Ok(())
     }
 
     fn alu(&mut self, insn: Insn, row: &IsaRow) -> Result<(), EmitError> {
@@ -239,7 +281,7 @@ impl Gen {
     }
 
     /// Shifts: x86 masks the count to 6 (64-bit) or 5 (32-bit) bits, as eBPF requires. A
-    /// register count must be in cl (R4's register), so rcx is swapped through r9.
+    /// register count must be in cl (R4's register), so rcx is swapped through r11.
     fn shift(
         &mut self,
         op: u8,
@@ -283,22 +325,22 @@ impl Gen {
                 }
             }
             Some(s) if d == RCX => {
-                a.mov(r9, rcx)?;
+                a.mov(r11, rcx)?;
                 a.mov(rcx, R64[s])?;
-                emit(a, r9, r9d, None)?;
+                emit(a, r11, r11d, None)?;
                 if !wide {
-                    a.mov(r9d, r9d)?;
+                    a.mov(r11d, r11d)?;
                 }
-                a.mov(rcx, r9)?;
+                a.mov(rcx, r11)?;
             }
             Some(s) => {
-                a.mov(r9, rcx)?;
+                a.mov(r11, rcx)?;
                 a.mov(rcx, R64[s])?;
                 emit(a, R64[d], R32[d], None)?;
                 if !wide {
                     a.mov(R32[d], R32[d])?;
                 }
-                a.mov(rcx, r9)?;
+                a.mov(rcx, r11)?;
             }
         }
         Ok(())
@@ -338,7 +380,7 @@ impl Gen {
             self.asm.jcc(Cond::E, neg1)?;
         }
         let a = &mut self.asm.a;
-        a.mov(r9, rax)?;
+        a.push(rax)?;
         a.mov(r11, rdx)?;
         a.mov(rax, R64[d])?;
         match (wide, signed) {
@@ -361,7 +403,7 @@ impl Gen {
         }
         let result = if op == alu::DIV { rax } else { rdx };
         a.mov(r10, result)?;
-        a.mov(rax, r9)?;
+        a.pop(rax)?;
         a.mov(rdx, r11)?;
         if wide {
             a.mov(R64[d], r10)?;
@@ -497,12 +539,11 @@ impl Gen {
             }
             return Ok(());
         }
-        // Fetching OR/AND/XOR: a cmpxchg loop with rax as the accumulator; R0 lives in r9
-        // meanwhile (and is the operand when src is R0).
+        // Fetching OR/AND/XOR: a cmpxchg loop with rax as the accumulator; R0 waits on the
+        // native stack meanwhile (and is the operand there when src is R0).
         let again = self.asm.label();
         let a = &mut self.asm.a;
-        a.mov(r9, rax)?;
-        let operand = if s == 0 { r9 } else { R64[s] };
+        a.push(rax)?;
         if wide {
             a.mov(rax, m64)?;
         } else {
@@ -511,10 +552,13 @@ impl Gen {
         self.asm.bind(again)?;
         let a = &mut self.asm.a;
         a.mov(r10, rax)?;
-        match base {
-            atomic::OR => a.or(r10, operand)?,
-            atomic::AND => a.and(r10, operand)?,
-            _ => a.xor(r10, operand)?,
+        match (base, s) {
+            (atomic::OR, 0) => a.or(r10, qword_ptr(rsp))?,
+            (atomic::AND, 0) => a.and(r10, qword_ptr(rsp))?,
+            (_, 0) => a.xor(r10, qword_ptr(rsp))?,
+            (atomic::OR, _) => a.or(r10, R64[s])?,
+            (atomic::AND, _) => a.and(r10, R64[s])?,
+            _ => a.xor(r10, R64[s])?,
         }
         if wide {
             a.lock().cmpxchg(m64, r10)?;
@@ -529,7 +573,9 @@ impl Gen {
             a.mov(R32[s], eax)?;
         }
         if s != 0 {
-            a.mov(rax, r9)?;
+            a.pop(rax)?;
+        } else {
+            a.add(rsp, 8)?;
         }
         Ok(())
     }
