@@ -1,24 +1,26 @@
 //! Fuzz target: a generated classic program (dialect `BPFCONF_FUZZ_DIALECT`, default linux),
-//! packet and context run on two engines (`BPFCONF_FUZZ_ENGINES`, default `interp,linux`);
-//! any divergence on what both observe panics.
+//! packet and context run on several engines (`BPFCONF_FUZZ_ENGINES`, default
+//! `interp,jit,linux?`: the kernel joins when available); any divergence from the first engine
+//! on what both observe panics.
 #![no_main]
 
 use arbitrary::Unstructured;
 use bpfconf_engines::{Input, Program};
-use bpfconf_runner::fuzz::{check_divergence, pair_from_env, EnginePair};
+use bpfconf_engines::Engine;
+use bpfconf_runner::fuzz::{check_divergences, engines_from_env};
 use bpfconf_spec::Dialect;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
-static PAIR: OnceLock<(EnginePair, Dialect)> = OnceLock::new();
+static ENGINES: OnceLock<(Vec<Box<dyn Engine>>, Dialect)> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
-    let (pair, dialect) = PAIR.get_or_init(|| {
+    let (engines, dialect) = ENGINES.get_or_init(|| {
         let d = std::env::var("BPFCONF_FUZZ_DIALECT")
             .ok()
             .and_then(|d| d.parse().ok())
             .unwrap_or(Dialect::Linux);
-        (pair_from_env("interp,linux"), d)
+        (engines_from_env("interp,jit,linux?"), d)
     });
     let mut u = Unstructured::new(data);
     let Ok(body) = u.int_in_range(1..=32usize) else {
@@ -27,5 +29,5 @@ fuzz_target!(|data: &[u8]| {
     let Ok((p, i)) = bpfconf_runner::gen::classic::unit(&mut u, *dialect, body) else {
         return;
     };
-    check_divergence(pair, &Program::Classic(p), &Input::Classic(i));
+    check_divergences(engines, &Program::Classic(p), &Input::Classic(i));
 });

@@ -1,18 +1,19 @@
 //! Fuzz target: NetBSD programs with `cop`/`copx`, a coprocessor table and sometimes external
-//! memory, run on two engines (`BPFCONF_FUZZ_ENGINES`, default `interp,linux`: the kernel has
-//! no coprocessor and refuses them, which is not a divergence; compare with a NetBSD-capable
-//! engine, e.g. a JIT or a plugin, to find bugs). Any divergence panics.
+//! memory, run on several engines (`BPFCONF_FUZZ_ENGINES`, default `interp,jit`: our JIT
+//! implements NetBSD's coprocessor calls; the kernel has none and would only refuse them). Any
+//! divergence from the first engine panics.
 #![no_main]
 
 use arbitrary::Unstructured;
 use bpfconf_engines::{ClassicInput, ClassicProgram, Input, Program};
-use bpfconf_runner::fuzz::{check_divergence, pair_from_env, EnginePair};
+use bpfconf_engines::Engine;
+use bpfconf_runner::fuzz::{check_divergences, engines_from_env};
 use bpfconf_runner::gen::classic;
 use bpfconf_spec::Dialect;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
-static PAIR: OnceLock<EnginePair> = OnceLock::new();
+static ENGINES: OnceLock<Vec<Box<dyn Engine>>> = OnceLock::new();
 
 fn unit(u: &mut Unstructured) -> arbitrary::Result<(ClassicProgram, ClassicInput)> {
     let body = u.int_in_range(1..=32usize)?;
@@ -34,9 +35,9 @@ fn unit(u: &mut Unstructured) -> arbitrary::Result<(ClassicProgram, ClassicInput
 }
 
 fuzz_target!(|data: &[u8]| {
-    let pair = PAIR.get_or_init(|| pair_from_env("interp,linux"));
+    let engines = ENGINES.get_or_init(|| engines_from_env("interp,jit"));
     let Ok((p, i)) = unit(&mut Unstructured::new(data)) else {
         return;
     };
-    check_divergence(pair, &Program::Classic(p), &Input::Classic(i));
+    check_divergences(engines, &Program::Classic(p), &Input::Classic(i));
 });

@@ -483,22 +483,51 @@ pub fn write_case(
     Ok(path)
 }
 
-/// The engine pair of a cargo-fuzz target: `BPFCONF_FUZZ_ENGINES` (two comma-separated
-/// names), else `default`; when that pair is not available here, the reference interpreter
-/// against itself (with a warning), so a target never fails to start.
-pub fn pair_from_env(default: &str) -> EnginePair {
+/// The engines of a cargo-fuzz differential target: `BPFCONF_FUZZ_ENGINES` (comma-separated
+/// names, at least two), else `default`. A name ending in `?` is taken only when the engine is
+/// available here (`interp,jit,linux?`: the kernel joins when running as root). The first
+/// engine is the reference every other one is compared with. When fewer than two usable
+/// engines remain, the reference interpreter against itself (with a warning), so a target
+/// never fails to start.
+pub fn engines_from_env(default: &str) -> Vec<Box<dyn Engine>> {
     let list = std::env::var("BPFCONF_FUZZ_ENGINES").unwrap_or_else(|_| default.to_string());
-    engines(&list).unwrap_or_else(|why| {
-        eprintln!("bpfconf fuzz target: {why}; comparing interp with itself");
-        (Box::new(Interp::new()), Box::new(Interp::new()))
-    })
+    let mut out: Vec<Box<dyn Engine>> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, optional) = match name.strip_suffix('?') {
+            Some(n) => (n, true),
+            None => (name, false),
+        };
+        match engines(&format!("{name},interp")) {
+            Ok((e, _)) => out.push(e),
+            Err(why) if optional => eprintln!("bpfconf fuzz target: leaving out {name}: {why}"),
+            Err(why) => eprintln!("bpfconf fuzz target: {why}"),
+        }
+    }
+    if out.len() < 2 {
+        eprintln!(
+            "bpfconf fuzz target: fewer than two engines in `{list}`; comparing interp with itself"
+        );
+        return vec![Box::new(Interp::new()), Box::new(Interp::new())];
+    }
+    out
 }
 
-/// The check of a cargo-fuzz differential target: runs the unit on both engines and panics
-/// on a divergence (so libFuzzer keeps the input as an artifact). With `BPFCONF_FUZZ_OUT=DIR`
-/// the unit is first written there as a TOML case for `bpfconf minimize`.
+/// The check of a cargo-fuzz differential target: runs the unit on the first engine and each
+/// other one, and panics on a divergence (so libFuzzer keeps the input as an artifact). With
+/// `BPFCONF_FUZZ_OUT=DIR` the unit is first written there as a TOML case for
+/// `bpfconf minimize`.
+pub fn check_divergences(engines: &[Box<dyn Engine>], program: &Program, input: &Input) {
+    for other in engines.iter().skip(1) {
+        check_divergence_of(engines[0].as_ref(), other.as_ref(), program, input);
+    }
+}
+
+/// [`check_divergences`] for a pair of engines.
 pub fn check_divergence(pair: &EnginePair, program: &Program, input: &Input) {
-    let (a, b) = (pair.0.as_ref(), pair.1.as_ref());
+    check_divergence_of(pair.0.as_ref(), pair.1.as_ref(), program, input);
+}
+
+fn check_divergence_of(a: &dyn Engine, b: &dyn Engine, program: &Program, input: &Input) {
     let d = diff_unit(a, b, program, input);
     if !d.is_divergence() {
         return;
