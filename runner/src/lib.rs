@@ -26,7 +26,7 @@ use bpfconf_engines::Engine;
 
 /// The engines `bpfconf run` uses when `--engine` is not given: ours and the kernel's, whose
 /// failures are ours to fix. Third-party engines (rbpf…) are opt-in by name or with `all`.
-pub const DEFAULT_ENGINES: &[&str] = &["interp", "linux", "pcap"];
+pub const DEFAULT_ENGINES: &[&str] = &["interp", "jit", "linux", "pcap"];
 
 /// Resolves a comma-separated engine list (`None` = [`DEFAULT_ENGINES`]; `all` = every engine
 /// this build knows). Besides engine names, an entry may be an external plugin spec:

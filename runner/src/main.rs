@@ -124,7 +124,7 @@ fn parse_groups(s: &str) -> Result<Vec<Group>> {
 /// Options of `bpfconf run`.
 #[derive(Args)]
 struct RunArgs {
-    /// Engines, comma-separated (default: interp,linux,pcap; `all` for every engine).
+    /// Engines, comma-separated (default: interp,jit,linux,pcap; `all` for every engine).
     #[arg(long)]
     engine: Option<String>,
     /// Only cases whose `group/name` matches this regex.

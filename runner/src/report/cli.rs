@@ -18,7 +18,7 @@ pub struct ReportArgs {
     /// missing).
     #[arg(long, value_name = "DIR", required_unless_present = "compare")]
     pub out: Option<PathBuf>,
-    /// Engines to run, comma-separated (default: interp,linux,pcap; `all` for every engine).
+    /// Engines to run, comma-separated (default: interp,jit,linux,pcap; `all` for every engine).
     #[arg(long, conflicts_with = "from")]
     pub engine: Option<String>,
     /// Only cases whose `group/name` matches this regex.
