@@ -267,6 +267,8 @@ pub(crate) extern "sysv64" fn rt_map_ref(ctx: *mut JitCtx, a: u64, b: u64, l: u6
 pub struct Compiled {
     code: ExecMem,
     asm: Assembled,
+    /// Offset of the entry point (the prologue, at the end of the shared runtime code).
+    entry: usize,
     /// Static fault messages (jumps outside the program, undecodable slots…).
     faults: Vec<String>,
     /// Memory slow-path sites (see [`rt_translate`]).
@@ -293,13 +295,14 @@ impl Compiled {
         crate::interp::ebpf::maps::check_program(p)?;
         let mut programs = vec![p.insns.clone()];
         programs.extend(p.progs.iter().cloned());
-        let (asm, faults, sites) = gen::compile(&programs, inject)
+        let (asm, faults, sites, entry) = gen::compile(&programs, inject)
             .map_err(|e| LoadError::Engine(format!("JIT code generation failed: {e}")))?;
         let code = ExecMem::new(&asm.code)
             .map_err(|e| LoadError::Engine(format!("cannot map JIT code: {e}")))?;
         Ok(Compiled {
             code,
             asm,
+            entry,
             faults,
             sites,
             maps: p.maps.clone(),
@@ -464,7 +467,7 @@ impl Session<'_> {
         // touches ctx, the regions of rt.memory (through pointers refreshed after every
         // call-out) and its own native stack frame.
         let entry: extern "sysv64" fn(*mut JitCtx) -> u64 =
-            unsafe { std::mem::transmute(code.code.as_ptr()) };
+            unsafe { std::mem::transmute(code.code.as_ptr().add(code.entry)) };
         entry(&mut ctx);
         match ctx.status {
             status::OK | status::EXIT => Ok(ctx.ret),
@@ -473,6 +476,9 @@ impl Session<'_> {
                     .fault
                     .take()
                     .unwrap_or_else(|| "fault without a message".into()),
+                gen::STEP_FAULT => {
+                    format!("step limit of {} instructions exceeded", code.step_limit)
+                }
                 n => code.faults[n as usize - 1].clone(),
             })),
         }

@@ -260,6 +260,38 @@ impl Asm {
         Ok(())
     }
 
+    /// Appends already assembled, position-independent code (its branches all stay inside
+    /// it): its bytes as they are, its marks, and `labels` — pairs of (a label of the code's
+    /// own buffer, a label of this one) — bound at the same offsets.
+    pub fn splice(&mut self, code: &Assembled, labels: &[(Label, Label)]) -> Result<(), EmitError> {
+        self.flush()?;
+        let mut points: Vec<(usize, Option<Label>, Option<Origin>)> = labels
+            .iter()
+            .map(|&(theirs, ours)| (code.offset(theirs), Some(ours), None))
+            .chain(code.marks.iter().map(|&(o, at)| (at, None, Some(o))))
+            .collect();
+        points.sort_by_key(|p| p.0);
+        let mut done = 0;
+        for (at, label, mark) in points.into_iter().chain([(code.code.len(), None, None)]) {
+            if at > done {
+                let start = self.fixed.len();
+                self.fixed.extend_from_slice(&code.code[done..at]);
+                self.items.push(Item::Fixed {
+                    start,
+                    len: at - done,
+                });
+                done = at;
+            }
+            if let Some(l) = label {
+                self.items.push(Item::Bind(l));
+            }
+            if let Some(o) = mark {
+                self.items.push(Item::Mark(o));
+            }
+        }
+        Ok(())
+    }
+
     fn branch(&mut self, code: Code, target: Label, can_be_short: bool) -> Result<(), EmitError> {
         self.flush()?;
         let instr = Instruction::with_branch(code, 0)?;
@@ -290,24 +322,26 @@ impl Asm {
     pub fn finish(mut self) -> Result<Assembled, EmitError> {
         self.flush()?;
         let items = self.items;
-        let mut short = vec![false; items.len()];
+        // Sizes with every branch near; passes only ever shrink branches to 2 bytes.
+        let mut sizes: Vec<u32> = items
+            .iter()
+            .map(|item| match item {
+                Item::Fixed { len, .. } => *len as u32,
+                Item::Branch { instr, .. } => match instr.code() {
+                    Code::Jmp_rel32_64 | Code::Call_rel32_64 => 5,
+                    _ => 6,
+                },
+                Item::Bind(_) | Item::Mark(_) => 0,
+            })
+            .collect();
+        let branches: Vec<usize> = items
+            .iter()
+            .enumerate()
+            .filter(|(_, item)| matches!(item, Item::Branch { .. }))
+            .map(|(i, _)| i)
+            .collect();
         let mut addrs = vec![0usize; items.len()];
         let mut labels = vec![usize::MAX; self.labels];
-        let size_of = |i: usize, item: &Item, short: &[bool]| -> usize {
-            match item {
-                Item::Fixed { len, .. } => *len,
-                Item::Branch { instr, .. } => {
-                    if short[i] {
-                        2
-                    } else if matches!(instr.code(), Code::Jmp_rel32_64 | Code::Call_rel32_64) {
-                        5
-                    } else {
-                        6
-                    }
-                }
-                Item::Bind(_) | Item::Mark(_) => 0,
-            }
-        };
         let mut passes = 0;
         loop {
             passes += 1;
@@ -320,26 +354,27 @@ impl Asm {
                 if let Item::Bind(l) = item {
                     labels[l.0] = pc;
                 }
-                pc += size_of(i, item, &short);
+                pc += sizes[i] as usize;
             }
             let mut changed = false;
-            for (i, item) in items.iter().enumerate() {
-                if let Item::Branch {
+            for &i in &branches {
+                let Item::Branch {
                     target,
-                    can_be_short: true,
+                    can_be_short,
                     ..
-                } = item
-                {
-                    let t = labels[target.0];
-                    if t == usize::MAX {
-                        return Err(EmitError::Unbound(target.0));
-                    }
-                    if !short[i] {
-                        let disp = t as i64 - (addrs[i] as i64 + 2);
-                        if i8::try_from(disp).is_ok() {
-                            short[i] = true;
-                            changed = true;
-                        }
+                } = &items[i]
+                else {
+                    continue;
+                };
+                let t = labels[target.0];
+                if t == usize::MAX {
+                    return Err(EmitError::Unbound(target.0));
+                }
+                if *can_be_short && sizes[i] != 2 {
+                    let disp = t as i64 - (addrs[i] as i64 + 2);
+                    if i8::try_from(disp).is_ok() {
+                        sizes[i] = 2;
+                        changed = true;
                     }
                 }
             }
@@ -362,7 +397,7 @@ impl Asm {
                         return Err(EmitError::Unbound(target.0));
                     }
                     let mut instr = *instr;
-                    if short[i] {
+                    if sizes[i] == 2 {
                         instr.as_short_branch();
                         nshort += 1;
                     } else {
@@ -370,11 +405,10 @@ impl Asm {
                     }
                     instr.set_near_branch64(t as u64);
                     let len = encoder.encode(&instr, addrs[i] as u64)?;
-                    if len != size_of(i, item, &short) {
+                    if len != sizes[i] as usize {
                         return Err(EmitError::Encoder(format!(
                             "branch at {:#x} encoded in {len} bytes, laid out in {}",
-                            addrs[i],
-                            size_of(i, item, &short)
+                            addrs[i], sizes[i]
                         )));
                     }
                     code.extend_from_slice(&encoder.take_buffer());

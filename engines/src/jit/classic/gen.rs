@@ -83,7 +83,7 @@ pub(super) fn compile(
     dialect: Dialect,
     inject: Inject,
 ) -> Result<Output, EmitError> {
-    let mut asm = Asm::new()?;
+    let mut asm = Asm::with_capacity(64 + 6 * insns.len())?;
     let labels = (0..insns.len()).map(|_| asm.label()).collect();
     let (epilogue, fail, ret_a, step_limit) = (asm.label(), asm.label(), asm.label(), asm.label());
     let mut g = Gen {

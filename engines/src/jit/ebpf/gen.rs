@@ -76,42 +76,80 @@ pub(super) enum Deferred {
     },
 }
 
-/// The compiled image, its static fault messages and its memory slow-path sites.
-pub(crate) type Image = (Assembled, Vec<String>, Vec<(u64, u64)>);
+/// The compiled image, its static fault messages, its memory slow-path sites and the offset of
+/// its entry point.
+pub(crate) type Image = (Assembled, Vec<String>, Vec<(u64, u64)>, usize);
+
+/// `fault_code` of the step-limit stub (static faults count from 1).
+pub(crate) const STEP_FAULT: u64 = u64::MAX;
+
+/// The code every image shares — exit, epilogue, step-limit fault, the memory slow path and
+/// helper call stubs, and (last, so it falls through into the main program) the prologue —
+/// assembled once per process: it is position-independent (relative branches inside it,
+/// absolute call-out addresses) and about a third of a small program's code.
+struct Runtime {
+    code: Assembled,
+    /// Labels of the blob's own [`Asm`]: exit, out, step fault, translate stub, helper stub,
+    /// prologue.
+    labels: [Label; 6],
+}
+
+fn runtime_blob() -> Result<&'static Runtime, EmitError> {
+    static BLOB: std::sync::OnceLock<Result<Runtime, EmitError>> = std::sync::OnceLock::new();
+    BLOB.get_or_init(|| {
+        let mut asm = Asm::with_capacity(160)?;
+        let labels = [
+            asm.label(),
+            asm.label(),
+            asm.label(),
+            asm.label(),
+            asm.label(),
+            asm.label(),
+        ];
+        let mut g = Gen::new(asm, Inject::default(), Vec::new(), labels);
+        g.runtime_stubs()?;
+        g.asm.bind(labels[5])?;
+        g.prologue()?;
+        Ok(Runtime {
+            code: g.asm.finish()?,
+            labels,
+        })
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
 
 /// Compiles `programs` (`[0]` the main program, `[1 + i]` tail-call target `i`) into one
-/// image; returns it and its static fault messages.
+/// image: the shared runtime blob, whose prologue falls into the main program, then the
+/// programs, the tail-call dispatch and the out-of-line parts of memory accesses.
 pub(crate) fn compile(programs: &[Vec<Insn>], inject: Inject) -> Result<Image, EmitError> {
+    let blob = runtime_blob()?;
     let slots: usize = programs.iter().map(Vec::len).sum();
-    let mut asm = Asm::with_capacity(128 + 8 * slots)?;
+    let mut asm = Asm::with_capacity(64 + 8 * slots)?;
     let slot_labels = programs
         .iter()
         .map(|p| (0..p.len().max(1)).map(|_| asm.label()).collect())
         .collect();
-    let (exit, out, dispatch, step_fault) = (asm.label(), asm.label(), asm.label(), asm.label());
-    let (translate_stub, helper_stub) = (asm.label(), asm.label());
-    let mut g = Gen {
-        asm,
-        inject,
-        faults: Vec::new(),
-        slot_labels,
-        exit,
-        out,
-        dispatch,
-        step_fault,
-        deferred: Vec::new(),
-        sites: Vec::new(),
-        translate_stub,
-        helper_stub,
-    };
-    g.prologue()?;
+    let labels = [
+        asm.label(),
+        asm.label(),
+        asm.label(),
+        asm.label(),
+        asm.label(),
+        asm.label(),
+    ];
+    let map: Vec<(Label, Label)> = blob.labels.iter().copied().zip(labels).collect();
+    asm.splice(&blob.code, &map)?;
+    let mut g = Gen::new(asm, inject, slot_labels, labels);
     for (i, p) in programs.iter().enumerate() {
         g.program(i, p)?;
     }
-    g.stubs(programs.len())?;
+    g.image_stubs(programs.len())?;
     let faults = std::mem::take(&mut g.faults);
     let sites = std::mem::take(&mut g.sites);
-    Ok((g.asm.finish()?, faults, sites))
+    let code = g.asm.finish()?;
+    let entry = code.offset(labels[5]);
+    Ok((code, faults, sites, entry))
 }
 
 /// Whether control can leave a slot other than by falling through to the next one.
@@ -445,8 +483,29 @@ impl Gen {
         Ok(())
     }
 
-    /// Shared stubs: exit, dispatch after call-outs, step limit, epilogue, deferred code.
-    fn stubs(&mut self, programs: usize) -> Result<(), EmitError> {
+    /// A code generator over `asm` with the runtime labels `[exit, out, step fault, translate
+    /// stub, helper stub, prologue]`.
+    fn new(mut asm: Asm, inject: Inject, slot_labels: Vec<Vec<Label>>, l: [Label; 6]) -> Gen {
+        let dispatch = asm.label();
+        Gen {
+            asm,
+            inject,
+            faults: Vec::new(),
+            slot_labels,
+            exit: l[0],
+            out: l[1],
+            dispatch,
+            step_fault: l[2],
+            deferred: Vec::new(),
+            sites: Vec::new(),
+            translate_stub: l[3],
+            helper_stub: l[4],
+        }
+    }
+
+    /// The stubs of the shared runtime blob: exit, epilogue, step-limit fault, memory slow
+    /// path and helper call.
+    fn runtime_stubs(&mut self) -> Result<(), EmitError> {
         // exit: return to the caller's frame, or end the run.
         self.asm.mark(Origin::Stub("exit"))?;
         self.asm.bind(self.exit)?;
@@ -464,6 +523,35 @@ impl Gen {
             .mov(qword_ptr(r12 + ctx_off!(status)), status::OK as i32)?;
         self.asm.jmp(self.out)?;
 
+        self.asm.mark(Origin::Stub("step limit"))?;
+        self.asm.bind(self.step_fault)?;
+        let a = &mut self.asm.a;
+        a.mov(
+            qword_ptr(r12 + ctx_off!(fault_code)),
+            STEP_FAULT as i64 as i32,
+        )?;
+        a.mov(qword_ptr(r12 + ctx_off!(status)), status::FAULT as i32)?;
+        self.asm.jmp(self.out)?;
+
+        self.shared_stub(self.translate_stub, "memory slow path", super::rt_translate)?;
+        self.shared_stub(self.helper_stub, "helper call", rt_helper)?;
+
+        // out: unwind the native stack to the prologue's and return the status.
+        self.asm.mark(Origin::Stub("epilogue"))?;
+        self.asm.bind(self.out)?;
+        let a = &mut self.asm.a;
+        a.mov(rsp, qword_ptr(r12 + ctx_off!(saved_rsp)))?;
+        a.mov(rax, qword_ptr(r12 + ctx_off!(status)))?;
+        a.add(rsp, 8)?;
+        for r in [r15, r14, r13, r12, rbp, rbx] {
+            a.pop(r)?;
+        }
+        a.ret()?;
+        Ok(())
+    }
+
+    /// The per-image stubs: tail-call dispatch and the out-of-line parts of memory accesses.
+    fn image_stubs(&mut self, programs: usize) -> Result<(), EmitError> {
         // dispatch: a tail call continues in the target; anything else ends the run.
         self.asm.mark(Origin::Stub("dispatch"))?;
         self.asm.bind(self.dispatch)?;
@@ -484,15 +572,10 @@ impl Gen {
         }
         self.fault("tail call to a target that does not exist".into())?;
 
-        self.asm.mark(Origin::Stub("step limit"))?;
-        self.asm.bind(self.step_fault)?;
-        self.fault(format!(
-            "step limit of {} instructions exceeded",
-            crate::interp::ebpf::STEP_LIMIT
-        ))?;
-
-        self.shared_stub(self.translate_stub, "memory slow path", super::rt_translate)?;
-        self.shared_stub(self.helper_stub, "helper call", rt_helper)?;
+        if !self.deferred.is_empty() {
+            self.asm
+                .mark(Origin::Stub("memory accesses, out of line"))?;
+        }
         for d in std::mem::take(&mut self.deferred) {
             let Deferred::Translate {
                 at,
@@ -512,18 +595,6 @@ impl Gen {
             self.asm.jcc(Cond::E, self.out)?;
             self.asm.jmp(back)?;
         }
-
-        // out: unwind the native stack to the prologue's and return the status.
-        self.asm.mark(Origin::Stub("epilogue"))?;
-        self.asm.bind(self.out)?;
-        let a = &mut self.asm.a;
-        a.mov(rsp, qword_ptr(r12 + ctx_off!(saved_rsp)))?;
-        a.mov(rax, qword_ptr(r12 + ctx_off!(status)))?;
-        a.add(rsp, 8)?;
-        for r in [r15, r14, r13, r12, rbp, rbx] {
-            a.pop(r)?;
-        }
-        a.ret()?;
         Ok(())
     }
 }
