@@ -230,16 +230,13 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode> {
     })
 }
 
-/// Options of `bpfconf exec`.
+/// Where a program comes from (`exec`, `jit-dump`).
 #[derive(Args)]
-struct ExecArgs {
-    /// Engine to run on.
-    #[arg(long, default_value = "interp")]
-    engine: String,
-    /// Dialect.
+struct ProgramArgs {
+    /// Dialect (classic).
     #[arg(long, default_value = "linux")]
     dialect: Dialect,
-    /// Program in bpf_asm syntax.
+    /// Program in bpf_asm syntax (classic) or bpf_conformance syntax (`--isa ebpf`).
     #[arg(long, group = "prog")]
     asm: Option<PathBuf>,
     /// Program as `code jt jf k` quads (tcpdump -ddd, -dd or bpf_asm comma form).
@@ -252,23 +249,61 @@ struct ExecArgs {
     /// Default: the --pcap file's link type, else EN10MB.
     #[arg(long, requires = "expr")]
     linktype: Option<String>,
-    /// Run on every packet of a pcap/pcapng file (`-`: stdin) instead of --packet, printing
-    /// one line per packet: index, length, verdict and return value.
-    #[arg(long, conflicts_with = "packet")]
-    pcap: Option<PathBuf>,
     /// Instruction set of the program: classic or ebpf.
     #[arg(long, value_enum, default_value = "classic")]
     isa: Isa,
     /// eBPF: a bpf_conformance `.data` file (program and memory).
     #[arg(long, group = "prog")]
     data: Option<PathBuf>,
-    /// eBPF: an ELF object built with `clang -target bpf`; runs section `--section` (with
-    /// `--mem HEX`).
+    /// eBPF: an ELF object built with `clang -target bpf`; uses section `--section`.
     #[arg(long, group = "prog", requires = "section")]
     elf: Option<PathBuf>,
     /// eBPF: the ELF section holding the program (with `--elf`).
     #[arg(long, requires = "elf")]
     section: Option<String>,
+}
+
+impl ProgramArgs {
+    /// True for an eBPF program (`--isa ebpf`, `--data`, `--elf`).
+    fn is_ebpf(&self) -> bool {
+        self.isa == Isa::Ebpf || self.data.is_some() || self.elf.is_some()
+    }
+
+    /// The program and its input: eBPF memory from `mem` (or the `.data` file), a classic
+    /// packet and context from `packet` and `ctx`; `capture` gives `--expr` its link type.
+    fn load(
+        self,
+        mem: &str,
+        packet: &str,
+        ctx: Option<String>,
+        capture: Option<&input::Capture>,
+    ) -> Result<(Program, Input)> {
+        if self.is_ebpf() {
+            return ebpf_exec_input(&self, mem);
+        }
+        let compiled = match &self.expr {
+            Some(expr) => Some(input::compile_expr(
+                expr,
+                exec_linktype(self.linktype.as_deref(), capture)?,
+            )?),
+            None => None,
+        };
+        classic_exec_input(self.asm, self.quads, compiled, self.dialect, packet, ctx)
+    }
+}
+
+/// Options of `bpfconf exec`.
+#[derive(Args)]
+struct ExecArgs {
+    /// Engine to run on.
+    #[arg(long, default_value = "interp")]
+    engine: String,
+    #[command(flatten)]
+    prog: ProgramArgs,
+    /// Run on every packet of a pcap/pcapng file (`-`: stdin) instead of --packet, printing
+    /// one line per packet: index, length, verdict and return value.
+    #[arg(long, conflicts_with = "packet")]
+    pcap: Option<PathBuf>,
     /// Packet bytes in hex (classic).
     #[arg(long, default_value = "")]
     packet: String,
@@ -283,39 +318,14 @@ struct ExecArgs {
     format: Format,
 }
 
-/// Options of `bpfconf jit-dump`: the program sources of `exec`.
+/// Options of `bpfconf jit-dump`.
 #[derive(Args)]
 struct JitDumpArgs {
     /// Engine whose code to show (only `jit` generates machine code).
     #[arg(long, default_value = "jit")]
     engine: String,
-    /// Instruction set of the program: classic or ebpf.
-    #[arg(long, value_enum, default_value = "classic")]
-    isa: Isa,
-    /// Dialect (classic).
-    #[arg(long, default_value = "linux")]
-    dialect: Dialect,
-    /// Program in bpf_asm syntax (classic) or bpf_conformance syntax (eBPF).
-    #[arg(long, group = "prog")]
-    asm: Option<PathBuf>,
-    /// Classic program as `code jt jf k` quads (tcpdump -ddd, -dd or bpf_asm comma form).
-    #[arg(long, group = "prog")]
-    quads: Option<PathBuf>,
-    /// Classic program compiled from a tcpdump filter expression by libpcap.
-    #[arg(long, group = "prog")]
-    expr: Option<String>,
-    /// Link type --expr compiles for (DLT number or name; default EN10MB).
-    #[arg(long, requires = "expr")]
-    linktype: Option<String>,
-    /// eBPF: a bpf_conformance `.data` file.
-    #[arg(long, group = "prog")]
-    data: Option<PathBuf>,
-    /// eBPF: an ELF object; dumps section `--section`.
-    #[arg(long, group = "prog", requires = "section")]
-    elf: Option<PathBuf>,
-    /// eBPF: the ELF section holding the program (with `--elf`).
-    #[arg(long, requires = "elf")]
-    section: Option<String>,
+    #[command(flatten)]
+    prog: ProgramArgs,
 }
 
 fn cmd_jit_dump(a: JitDumpArgs) -> Result<ExitCode> {
@@ -325,36 +335,7 @@ fn cmd_jit_dump(a: JitDumpArgs) -> Result<ExitCode> {
             a.engine
         );
     }
-    let is_ebpf = a.isa == Isa::Ebpf || a.data.is_some() || a.elf.is_some();
-    let exec = ExecArgs {
-        engine: a.engine,
-        dialect: a.dialect,
-        asm: a.asm,
-        quads: a.quads,
-        expr: a.expr,
-        linktype: a.linktype,
-        pcap: None,
-        isa: if is_ebpf { Isa::Ebpf } else { Isa::Classic },
-        data: a.data,
-        elf: a.elf,
-        section: a.section,
-        packet: String::new(),
-        mem: String::new(),
-        ctx: None,
-        format: Format::Human,
-    };
-    let program = if is_ebpf {
-        ebpf_exec_input(&exec)?.0
-    } else {
-        let compiled = match &exec.expr {
-            Some(expr) => Some(input::compile_expr(
-                expr,
-                exec_linktype(exec.linktype.as_deref(), None)?,
-            )?),
-            None => None,
-        };
-        classic_exec_input(exec.asm, exec.quads, compiled, exec.dialect, "", None)?.0
-    };
+    let (program, _) = a.prog.load("", "", None, None)?;
     let jit = bpfconf_engines::jit::Jit::new();
     bpfconf_engines::Engine::availability(&jit).map_err(|e| anyhow!("engine jit: {e}"))?;
     match jit.listing(&program) {
@@ -370,12 +351,12 @@ fn cmd_jit_dump(a: JitDumpArgs) -> Result<ExitCode> {
 }
 
 /// Builds the eBPF program and input of `bpfconf exec --isa ebpf`.
-fn ebpf_exec_input(a: &ExecArgs) -> Result<(Program, Input)> {
+fn ebpf_exec_input(a: &ProgramArgs, mem: &str) -> Result<(Program, Input)> {
     if let (Some(f), Some(section)) = (&a.elf, &a.section) {
         let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
         let insns = bpfconf_runner::elf::load_section(&data, section)
             .map_err(|e| anyhow!("{}: {e}", f.display()))?;
-        let mem = case::parse_hex(&a.mem).map_err(|e| anyhow!("--mem: {e}"))?;
+        let mem = case::parse_hex(mem).map_err(|e| anyhow!("--mem: {e}"))?;
         return Ok((
             Program::Ebpf(EbpfProgram::new(insns)),
             Input::Ebpf(EbpfInput::new(mem)),
@@ -386,7 +367,7 @@ fn ebpf_exec_input(a: &ExecArgs) -> Result<(Program, Input)> {
             let text = read_input(f)?;
             let insns = bpfconf_spec::ebpf::asm::assemble(&text)
                 .map_err(|e| anyhow!("{}: {e}", f.display()))?;
-            let mem = case::parse_hex(&a.mem).map_err(|e| anyhow!("--mem: {e}"))?;
+            let mem = case::parse_hex(mem).map_err(|e| anyhow!("--mem: {e}"))?;
             (insns, mem)
         }
         (None, Some(f)) => {
@@ -407,23 +388,11 @@ fn ebpf_exec_input(a: &ExecArgs) -> Result<(Program, Input)> {
 fn cmd_exec(a: ExecArgs) -> Result<ExitCode> {
     let engines = select_engines(Some(&a.engine)).map_err(|e| anyhow!(e))?;
     let engine = &engines[0];
-    let is_ebpf = a.isa == Isa::Ebpf || a.data.is_some() || a.elf.is_some();
-    if is_ebpf && (a.expr.is_some() || a.pcap.is_some()) {
+    if a.prog.is_ebpf() && (a.prog.expr.is_some() || a.pcap.is_some()) {
         bail!("--expr and --pcap are for classic programs");
     }
     let capture = a.pcap.as_deref().map(input::read_capture).transpose()?;
-    let (program, input) = if is_ebpf {
-        ebpf_exec_input(&a)?
-    } else {
-        let compiled = match &a.expr {
-            Some(expr) => Some(input::compile_expr(
-                expr,
-                exec_linktype(a.linktype.as_deref(), capture.as_ref())?,
-            )?),
-            None => None,
-        };
-        classic_exec_input(a.asm, a.quads, compiled, a.dialect, &a.packet, a.ctx)?
-    };
+    let (program, input) = a.prog.load(&a.mem, &a.packet, a.ctx, capture.as_ref())?;
     match capture {
         Some(c) => exec_capture(engine.as_ref(), &program, &c, a.format),
         None => run_exec(engine.as_ref(), &program, &input, a.format),

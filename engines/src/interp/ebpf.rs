@@ -54,7 +54,7 @@
 //! The ALU, byte-swap and jump semantics are in [`alu`].
 
 pub mod alu;
-mod exec;
+pub(crate) mod exec;
 pub mod helpers;
 pub mod maps;
 pub mod memory;

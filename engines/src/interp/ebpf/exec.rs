@@ -7,8 +7,8 @@ use super::{Flow, Machine};
 use bpfconf_spec::ebpf::isa::{Form, IsaRow, Sel};
 use bpfconf_spec::ebpf::{atomic, class, mode, pseudo, size, source, Insn};
 
-/// Bytes accessed by a load/store opcode.
-fn access_size(code: u8) -> usize {
+/// The size in bytes of a load, store or atomic (`code & 0x18`).
+pub(crate) fn access_size(code: u8) -> usize {
     match code & 0x18 {
         size::B => 1,
         size::H => 2,

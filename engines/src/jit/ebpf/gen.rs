@@ -98,14 +98,7 @@ fn runtime_blob() -> Result<&'static Runtime, EmitError> {
     static BLOB: std::sync::OnceLock<Result<Runtime, EmitError>> = std::sync::OnceLock::new();
     BLOB.get_or_init(|| {
         let mut asm = Asm::with_capacity(160)?;
-        let labels = [
-            asm.label(),
-            asm.label(),
-            asm.label(),
-            asm.label(),
-            asm.label(),
-            asm.label(),
-        ];
+        let labels: [Label; 6] = std::array::from_fn(|_| asm.label());
         let mut g = Gen::new(asm, Inject::default(), Vec::new(), labels);
         g.runtime_stubs()?;
         g.asm.bind(labels[5])?;
@@ -130,14 +123,7 @@ pub(crate) fn compile(programs: &[Vec<Insn>], inject: Inject) -> Result<Image, E
         .iter()
         .map(|p| (0..p.len().max(1)).map(|_| asm.label()).collect())
         .collect();
-    let labels = [
-        asm.label(),
-        asm.label(),
-        asm.label(),
-        asm.label(),
-        asm.label(),
-        asm.label(),
-    ];
+    let labels: [Label; 6] = std::array::from_fn(|_| asm.label());
     let map: Vec<(Label, Label)> = blob.labels.iter().copied().zip(labels).collect();
     asm.splice(&blob.code, &map)?;
     let mut g = Gen::new(asm, inject, slot_labels, labels);

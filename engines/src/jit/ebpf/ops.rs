@@ -4,12 +4,13 @@
 
 use super::gen::{ctx_off, where_, Deferred, Gen, R16, R32, R64, R8};
 use super::{loc, rt_map_ref, JitCtx};
+use crate::interp::ebpf::exec::access_size;
 use crate::interp::ebpf::memory::STACK_SIZE;
 use crate::interp::ebpf::MEM_BASE;
 use crate::jit::emit::{Cond, EmitError, Label};
 use crate::jit::{CRASH_IMM, HANG_IMM};
 use bpfconf_spec::ebpf::isa::{Form, IsaRow, Sel};
-use bpfconf_spec::ebpf::{alu, atomic, class, mode, pseudo, size, source, Insn};
+use bpfconf_spec::ebpf::{alu, atomic, class, mode, pseudo, source, Insn};
 use iced_x86::code_asm::*;
 use iced_x86::{Code, IcedError, Instruction};
 use std::mem::offset_of;
@@ -38,15 +39,6 @@ enum Kind {
     Load = 0,
     Store = 1,
     Atomic = 2,
-}
-
-fn access_size(code: u8) -> usize {
-    match code & 0x18 {
-        size::B => 1,
-        size::H => 2,
-        size::W => 4,
-        _ => 8,
-    }
 }
 
 /// `R[d] = v` in the shortest form: `mov r32, imm32` (zero-extends), `mov r/m64, imm32`
