@@ -21,8 +21,9 @@ impl Interp {
     }
 }
 
+/// A checked classic program, decoded once for its dialect.
 struct LoadedClassic {
-    prog: ClassicProgram,
+    prog: classic::Prepared,
 }
 
 impl Loaded for LoadedClassic {
@@ -32,7 +33,9 @@ impl Loaded for LoadedClassic {
                 "a classic program needs a classic input".into(),
             ));
         };
-        let r = classic::run(self.prog.dialect, &self.prog.insns, &inp.packet, &inp.ctx)
+        let r = self
+            .prog
+            .run(&inp.packet, &inp.ctx)
             .map_err(|t| RunError::Engine(format!("interpreter trap: {t}")))?;
         Ok(Outcome::classic(Observed::Exact(r.ret as u64), Some(r.mem)))
     }
@@ -128,7 +131,9 @@ impl Engine for Interp {
             }
         };
         check_classic(p)?;
-        Ok(Box::new(LoadedClassic { prog: p.clone() }))
+        Ok(Box::new(LoadedClassic {
+            prog: classic::Prepared::new(p.dialect, &p.insns),
+        }))
     }
 }
 
