@@ -16,10 +16,11 @@
 //! time. What *is* checked is correctness: every engine must return the same value on every
 //! frame (classic) and the same R0 and memory (eBPF), or the command fails.
 //!
-//! Adding an engine (the JIT) is one `impl` of [`ClassicBench`] or [`EbpfBench`] and one entry
-//! in [`classic_engines`] or [`ebpf_engines`].
+//! Adding an engine is one `impl` of [`ClassicBench`] or [`EbpfBench`] and one entry in
+//! [`classic_engines`] or [`ebpf_engines`]; our JIT's are in [`jit`].
 
 mod frames;
+mod jit;
 mod programs;
 mod report;
 
@@ -104,12 +105,10 @@ impl ClassicBench for InterpClassic {
             memwords: MEMWORDS,
         };
         check(insns, &cfg).map_err(|r| format!("checker: {r}"))?;
-        let insns = insns.to_vec();
+        let prog = classic::Prepared::new(dialect, insns);
         let ctx = Ctx::default();
         Ok(Box::new(move |pkt: &[u8]| {
-            classic::run(dialect, &insns, pkt, &ctx)
-                .map(|r| r.ret)
-                .map_err(|t| t.to_string())
+            prog.run_ret(pkt, &ctx).map_err(|t| t.to_string())
         }))
     }
 }
@@ -209,12 +208,20 @@ impl EbpfBench for Kernel {
 
 /// The classic engines, in column order. Add the JIT here.
 pub fn classic_engines() -> Vec<Box<dyn ClassicBench>> {
-    vec![Box::new(InterpClassic), Box::new(Libpcap)]
+    vec![
+        Box::new(InterpClassic),
+        Box::new(jit::JitClassic),
+        Box::new(Libpcap),
+    ]
 }
 
-/// The eBPF engines, in column order. Add the JIT here.
+/// The eBPF engines, in column order.
 pub fn ebpf_engines() -> Vec<Box<dyn EbpfBench>> {
-    vec![Box::new(InterpEbpf), Box::new(Kernel)]
+    vec![
+        Box::new(InterpEbpf),
+        Box::new(jit::JitEbpf),
+        Box::new(Kernel),
+    ]
 }
 
 /// `DLT_EN10MB`: the filters are compiled for Ethernet.

@@ -118,13 +118,22 @@ fn json_report_is_complete_and_engines_agree() {
         for q in ratios {
             assert!(q["ratio"].as_f64().unwrap() > 0.0);
         }
+        // The project's targets come with their ratios.
+        let target = |engine: &str, baseline: &str| {
+            ratios
+                .iter()
+                .find(|q| q["engine"] == engine && q["baseline"] == baseline)
+                .map(|q| q["target"].clone())
+        };
         if isa == "classic" && geomean.contains_key("libpcap") {
-            let q = &ratios[0];
-            assert_eq!(
-                (q["engine"].as_str(), q["baseline"].as_str()),
-                (Some("interp"), Some("libpcap"))
-            );
-            assert_eq!(q["target"], 1.5);
+            assert_eq!(target("interp", "libpcap"), Some(1.5.into()));
+        }
+        if geomean.contains_key("jit") {
+            assert_eq!(target("jit", "interp"), Some(5.0.into()), "{isa}");
+        }
+        if isa == "ebpf" && geomean.contains_key("kernel") {
+            let t = target("jit", "kernel").expect("jit vs kernel");
+            assert!((t.as_f64().unwrap() - 1.0 / 1.2).abs() < 1e-9, "{t}");
         }
     }
 }
@@ -140,6 +149,7 @@ fn human_report_has_tables_and_ratios() {
     );
     for want in [
         "\nebpf (ns/run)",
+        "\n  empty ",
         "\n  alu ",
         "\n  memory ",
         "geometric mean",
@@ -150,5 +160,7 @@ fn human_report_has_tables_and_ratios() {
     }
     if required("BPFCONF_REQUIRE_KERNEL") {
         assert!(out.contains("kernel vs interp: "), "{out}");
+        assert!(out.contains("jit vs kernel: "), "{out}");
     }
+    assert!(out.contains("jit vs interp: "), "{out}");
 }

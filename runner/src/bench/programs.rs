@@ -85,6 +85,12 @@ loop:
 /// The programs, in report order.
 pub const PROGRAMS: &[Program] = &[
     Program {
+        name: "empty",
+        description: "`mov r0, 1; exit` on 1 KiB: the fixed cost of one run",
+        asm: "mov %r0, 1\nexit\n",
+        mem_len: 1024,
+    },
+    Program {
         name: "alu",
         description: "1000 iterations of mixed 64/32-bit ALU (17 insns each)",
         asm: ALU,
