@@ -90,6 +90,17 @@ pub trait EbpfBench {
     ) -> Result<Box<dyn EbpfRun + 'a>, String>;
 }
 
+/// Runs the dialect's checker on a benchmark filter (no coprocessor, 16 memory words), as our
+/// engines do at load.
+fn checked(dialect: Dialect, insns: &[Insn]) -> Result<(), String> {
+    let cfg = CheckConfig {
+        dialect,
+        cop_funcs: 0,
+        memwords: MEMWORDS,
+    };
+    check(insns, &cfg).map_err(|r| format!("checker: {r}"))
+}
+
 /// The reference interpreter on classic programs.
 struct InterpClassic;
 
@@ -99,12 +110,7 @@ impl ClassicBench for InterpClassic {
     }
 
     fn prepare<'a>(&'a self, dialect: Dialect, insns: &[Insn]) -> Result<ClassicRun<'a>, String> {
-        let cfg = CheckConfig {
-            dialect,
-            cop_funcs: 0,
-            memwords: MEMWORDS,
-        };
-        check(insns, &cfg).map_err(|r| format!("checker: {r}"))?;
+        checked(dialect, insns)?;
         let prog = classic::Prepared::new(dialect, insns);
         let ctx = Ctx::default();
         Ok(Box::new(move |pkt: &[u8]| {

@@ -4,7 +4,6 @@ use super::{ClassicBench, ClassicRun, EbpfBench, EbpfRun};
 use bpfconf_engines::jit::{classic, ebpf as jit_ebpf, Inject};
 use bpfconf_engines::{ClassicProgram, EbpfProgram};
 use bpfconf_spec::case::Ctx;
-use bpfconf_spec::cbpf::check::{check, CheckConfig};
 use bpfconf_spec::cbpf::{Insn, MEMWORDS};
 use bpfconf_spec::{ebpf, Dialect};
 
@@ -17,12 +16,7 @@ impl ClassicBench for JitClassic {
     }
 
     fn prepare<'a>(&'a self, dialect: Dialect, insns: &[Insn]) -> Result<ClassicRun<'a>, String> {
-        let cfg = CheckConfig {
-            dialect,
-            cop_funcs: 0,
-            memwords: MEMWORDS,
-        };
-        check(insns, &cfg).map_err(|r| format!("checker: {r}"))?;
+        super::checked(dialect, insns)?;
         let p = ClassicProgram {
             dialect,
             insns: insns.to_vec(),
