@@ -41,21 +41,32 @@ fn json_counts(out: &str) -> (u64, u64, u64, serde_json::Value) {
     )
 }
 
-#[test]
-fn interp_passes_all_313() {
+fn passes_all_313(engine: &str) {
     let Some(dir) = conformance() else { return };
     let tests = dir.join("tests");
     let (ok, out) = run(&[
         "run",
         "--engine",
-        "interp",
+        engine,
         "--format",
         "json",
         tests.to_str().unwrap(),
     ]);
     let (pass, fail, skip, _) = json_counts(&out);
-    assert!(ok, "{out}");
-    assert_eq!((pass, fail, skip), (313, 0, 0));
+    assert!(ok, "{engine}: {out}");
+    assert_eq!((pass, fail, skip), (313, 0, 0), "{engine}");
+}
+
+#[test]
+fn interp_passes_all_313() {
+    passes_all_313("interp");
+}
+
+/// Our JIT, isolated in `bpfconf serve` children as `bpfconf run` runs it.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn jit_passes_all_313() {
+    passes_all_313("jit");
 }
 
 #[test]

@@ -57,11 +57,16 @@ fn interp(#[files("../spec/cases/**/*.toml")] path: PathBuf) {
     }
 }
 
-/// Our JIT models every classic dialect and context like the interpreter: every classic case
-/// passes and none is skipped.
+/// Our JIT models every classic dialect and context, and every eBPF row, helper, map and tail
+/// call, like the interpreter: every case (and every minimized regression) passes and none is
+/// skipped. In process: the isolated form is `bpfconf run`'s default (tests/jit_crash.rs).
 #[cfg(target_arch = "x86_64")]
 #[rstest]
-fn jit_classic(#[files("../spec/cases/classic/*.toml")] path: PathBuf) {
+fn jit(
+    #[files("../spec/cases/**/*.toml")]
+    #[files("../corpus/regressions/*.toml")]
+    path: PathBuf,
+) {
     let jit = || bpfconf_engines::engine_by_name("jit").unwrap();
     run_file(&path, vec![jit()]);
     let loaded = load_file(&path);
