@@ -106,36 +106,42 @@ impl Engine for BuggyInterp {
 /// Two engines to compare: (A, B).
 pub type EnginePair = (Box<dyn Engine>, Box<dyn Engine>);
 
-/// Resolves a comma-separated list of exactly two engines (`buggy-interp` only when
-/// [`INJECT_BUG_ENV`] is `1`).
-pub fn engines(list: &str) -> Result<EnginePair, String> {
-    let mut out: Vec<Box<dyn Engine>> = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if name == "buggy-interp" {
-            if std::env::var(INJECT_BUG_ENV).as_deref() != Ok("1") {
-                return Err(format!(
-                    "`buggy-interp` is a test-only engine (set {INJECT_BUG_ENV}=1)"
-                ));
-            }
-            out.push(Box::new(BuggyInterp::new()));
-        } else {
-            let mut v = crate::select_engines(Some(name))?;
-            out.append(&mut v);
+/// Resolves one engine name for fuzzing (`buggy-interp` only when [`INJECT_BUG_ENV`] is `1`)
+/// and checks that it can run here.
+pub fn engine(name: &str) -> Result<Box<dyn Engine>, String> {
+    let e: Box<dyn Engine> = if name == "buggy-interp" {
+        if std::env::var(INJECT_BUG_ENV).as_deref() != Ok("1") {
+            return Err(format!(
+                "`buggy-interp` is a test-only engine (set {INJECT_BUG_ENV}=1)"
+            ));
         }
-    }
-    if out.len() != 2 {
+        Box::new(BuggyInterp::new())
+    } else {
+        let mut v = crate::select_engines(Some(name))?;
+        if v.len() != 1 {
+            return Err(format!("`{name}` names {} engines, not one", v.len()));
+        }
+        v.remove(0)
+    };
+    e.availability()
+        .map_err(|why| format!("engine {} unavailable: {why}", e.name()))?;
+    Ok(e)
+}
+
+/// Resolves a comma-separated list of exactly two engines (see [`engine`]).
+pub fn engines(list: &str) -> Result<EnginePair, String> {
+    let names: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if names.len() != 2 {
         return Err(format!(
             "--engines needs exactly two engines, got {}",
-            out.len()
+            names.len()
         ));
     }
-    let b = out.pop().ok_or("no engine")?;
-    let a = out.pop().ok_or("no engine")?;
-    for e in [&a, &b] {
-        e.availability()
-            .map_err(|why| format!("engine {} unavailable: {why}", e.name()))?;
-    }
-    Ok((a, b))
+    Ok((engine(names[0])?, engine(names[1])?))
 }
 
 /// The seed of unit `i` of a campaign seeded with `seed` (a SplitMix64 step of both).
@@ -497,8 +503,8 @@ pub fn engines_from_env(default: &str) -> Vec<Box<dyn Engine>> {
             Some(n) => (n, true),
             None => (name, false),
         };
-        match engines(&format!("{name},interp")) {
-            Ok((e, _)) => out.push(e),
+        match engine(name) {
+            Ok(e) => out.push(e),
             Err(why) if optional => eprintln!("bpfconf fuzz target: leaving out {name}: {why}"),
             Err(why) => eprintln!("bpfconf fuzz target: {why}"),
         }
