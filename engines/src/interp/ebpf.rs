@@ -88,6 +88,19 @@ pub struct EbpfResult {
     pub maps: Vec<MapContents>,
 }
 
+impl From<EbpfResult> for crate::Outcome {
+    /// What an engine that runs eBPF exactly (the interpreter, our JIT) observes: the full
+    /// 64-bit R0, the memory buffer and every map's snapshot.
+    fn from(r: EbpfResult) -> Self {
+        crate::Outcome {
+            ret: crate::Observed::Exact(r.ret),
+            mem: None,
+            memory: Some(r.mem),
+            maps: Some(r.maps),
+        }
+    }
+}
+
 /// One program's slots, decoded once.
 #[derive(Debug, Clone)]
 struct Code {

@@ -59,12 +59,7 @@ impl Loaded for LoadedEbpf {
             ));
         };
         let r = self.interp.run_input(inp)?;
-        Ok(Outcome {
-            ret: Observed::Exact(r.ret),
-            mem: None,
-            memory: Some(r.mem),
-            maps: Some(r.maps),
-        })
+        Ok(r.into())
     }
 }
 
