@@ -37,7 +37,7 @@ use super::emit::{Assembled, Origin};
 use super::exec::ExecMem;
 use super::Inject;
 use crate::interp::ebpf::helpers::{HelperCtx, HelperReturn, HelperState, DEFAULT_SEED};
-use crate::interp::ebpf::memory::{frame_pointer, Access, RegionKind};
+use crate::interp::ebpf::memory::{frame_pointer, RegionKind};
 use crate::interp::ebpf::{
     EbpfResult, Helpers, Maps, Memory, MAX_CALL_FRAMES, MEM_BASE, STEP_LIMIT,
 };
@@ -99,8 +99,8 @@ pub(crate) struct Runtime<'a> {
     targets: usize,
     /// A run-time fault message.
     fault: Option<String>,
-    /// Memory slow-path sites of the compiled code: (size | access << 4, location).
-    sites: &'a [(u64, u64)],
+    /// Memory slow-path sites of the compiled code.
+    sites: &'a [gen::Site],
 }
 
 /// Packs where an instruction is for call-outs: program index and slot.
@@ -156,17 +156,11 @@ unsafe fn parts<'a>(ctx: *mut JitCtx) -> (&'a mut JitCtx, &'a mut Runtime<'stati
 pub(crate) extern "sysv64" fn rt_translate(ctx: *mut JitCtx, addr: u64, site: u64, _: u64) -> u64 {
     // SAFETY: called only from generated code with its context.
     let (ctx, rt) = unsafe { parts(ctx) };
-    let (info, l) = rt.sites[site as usize];
-    let size = (info & 0xf) as usize;
-    let access = match (info >> 4) & 3 {
-        0 => Access::Load,
-        1 => Access::Store,
-        _ => Access::Atomic,
-    };
+    let gen::Site { size, access, loc } = rt.sites[site as usize];
     match rt.memory.host_ptr(addr, size, access) {
         Ok(p) => p as u64,
         Err(e) => {
-            rt.fail(ctx, e, l);
+            rt.fail(ctx, e, loc);
             0
         }
     }
@@ -272,7 +266,7 @@ pub struct Compiled {
     /// Static fault messages (jumps outside the program, undecodable slots…).
     faults: Vec<String>,
     /// Memory slow-path sites (see [`rt_translate`]).
-    sites: Vec<(u64, u64)>,
+    sites: Vec<gen::Site>,
     maps: Vec<MapDef>,
     helpers: Helpers,
     programs: Vec<Vec<Insn>>,

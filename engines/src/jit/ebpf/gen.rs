@@ -55,12 +55,23 @@ pub(super) struct Gen {
     pub step_fault: Label,
     /// Out-of-line code emitted after all programs.
     pub deferred: Vec<Deferred>,
-    /// Memory slow-path sites: (size | access << 4, location), indexed by site number.
-    pub sites: Vec<(u64, u64)>,
+    /// Memory slow-path sites, indexed by site number.
+    pub sites: Vec<Site>,
     /// Shared slow path: r10 = address, r11 = site; returns r11 = host pointer or 0.
     pub translate_stub: Label,
     /// Shared helper call: r10 = helper id, r11 = location.
     pub helper_stub: Label,
+}
+
+/// A memory access whose slow path may call `rt_translate`: what it accesses and where it is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Site {
+    /// Bytes accessed.
+    pub size: usize,
+    /// Load, store or atomic.
+    pub access: crate::interp::ebpf::memory::Access,
+    /// The instruction ([`super::loc`]), for fault messages.
+    pub loc: u64,
 }
 
 /// Out-of-line code.
@@ -78,7 +89,7 @@ pub(super) enum Deferred {
 
 /// The compiled image, its static fault messages, its memory slow-path sites and the offset of
 /// its entry point.
-pub(crate) type Image = (Assembled, Vec<String>, Vec<(u64, u64)>, usize);
+pub(crate) type Image = (Assembled, Vec<String>, Vec<Site>, usize);
 
 /// `fault_code` of the step-limit stub (static faults count from 1).
 pub(crate) const STEP_FAULT: u64 = u64::MAX;

@@ -2,10 +2,10 @@
 //! RFC 9669), byte swaps, `lddw`, loads and stores through checked address translation,
 //! atomics, and the legacy packet loads.
 
-use super::gen::{ctx_off, where_, Deferred, Gen, R16, R32, R64, R8};
+use super::gen::{ctx_off, where_, Deferred, Gen, Site, R16, R32, R64, R8};
 use super::{loc, rt_map_ref, JitCtx};
 use crate::interp::ebpf::exec::access_size;
-use crate::interp::ebpf::memory::STACK_SIZE;
+use crate::interp::ebpf::memory::{Access, STACK_SIZE};
 use crate::interp::ebpf::MEM_BASE;
 use crate::jit::emit::{Cond, EmitError, Label};
 use crate::jit::{CRASH_IMM, HANG_IMM};
@@ -31,14 +31,6 @@ impl Region {
             Region::Buffer => Region::Frame,
         }
     }
-}
-
-/// Access kinds as `rt_translate` decodes them.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Load = 0,
-    Store = 1,
-    Atomic = 2,
 }
 
 /// `R[d] = v` in the shortest form: `mov r32, imm32` (zero-extends), `mov r/m64, imm32`
@@ -74,7 +66,7 @@ impl Gen {
             Form::Lddw => self.lddw(prog, insns, pc),
             Form::Ldx => {
                 let size = access_size(insn.code);
-                let m = self.translate(insn.src as usize, insn.off, size, Kind::Load, l)?;
+                let m = self.translate(insn.src as usize, insn.off, size, Access::Load, l)?;
                 let d = insn.dst as usize;
                 let sx = insn.code & 0xe0 == mode::MEMSX;
                 let a = &mut self.asm.a;
@@ -91,7 +83,7 @@ impl Gen {
             }
             Form::St | Form::Stx => {
                 let size = access_size(insn.code);
-                let m = self.translate(insn.dst as usize, insn.off, size, Kind::Store, l)?;
+                let m = self.translate(insn.dst as usize, insn.off, size, Access::Store, l)?;
                 let a = &mut self.asm.a;
                 if row.form == Form::St {
                     let k = insn.imm;
@@ -126,7 +118,7 @@ impl Gen {
         base: usize,
         off: i16,
         size: usize,
-        kind: Kind,
+        kind: Access,
         l: u64,
     ) -> Result<i32, EmitError> {
         // `[r10 + off]` wholly inside the current frame needs no check: R10 is read-only and
@@ -148,7 +140,11 @@ impl Gen {
         };
         self.region_check(first, size, other)?;
         self.asm.bind(ready)?;
-        self.sites.push((size as u64 | (kind as u64) << 4, l));
+        self.sites.push(Site {
+            size,
+            access: kind,
+            loc: l,
+        });
         self.deferred.push(Deferred::Translate {
             at: other,
             back: ready,
@@ -482,7 +478,7 @@ impl Gen {
             unreachable!("atomic rows select on imm")
         };
         let size = access_size(insn.code);
-        let m = self.translate(insn.dst as usize, insn.off, size, Kind::Atomic, l)?;
+        let m = self.translate(insn.dst as usize, insn.off, size, Access::Atomic, l)?;
         let s = insn.src as usize;
         let wide = size == 8;
         let (m64, m32) = (qword_ptr(r11 + m), dword_ptr(r11 + m));
