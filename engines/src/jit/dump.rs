@@ -50,7 +50,7 @@ pub fn listing(code: &Assembled, describe: &dyn Fn(Origin) -> String) -> String 
 mod tests {
     use super::*;
     use crate::jit::emit::Asm;
-    use iced_x86::code_asm::*;
+    use crate::jit::x86::*;
 
     #[test]
     fn listing_interleaves_origins_with_instructions() {

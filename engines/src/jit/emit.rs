@@ -1,19 +1,17 @@
 //! Code buffer with labels and kernel-style branch relaxation: iterate until every jump's
 //! short/near form (and so every address) converges, then encode.
 //!
-//! Code generators emit ordinary instructions through iced-x86's [`CodeAssembler`] (the `a`
-//! field) and branches through [`Asm::jcc`], [`Asm::jmp`] and [`Asm::call`] with a [`Label`]
-//! target. [`Asm::finish`] lays the code out the way the kernel's x86 JIT does
+//! Code generators emit ordinary instructions through our [`X86`] encoder (the `a` field) and
+//! branches through [`Asm::jcc`], [`Asm::jmp`] and [`Asm::call`] with a [`Label`] target. [`Asm::finish`] lays the code out the way the kernel's x86 JIT does
 //! (`arch/x86/net/bpf_jit_comp.c`, `do_jit` called in passes until the image size stops
 //! changing): pass 1 assumes every branch is near (rel32); each later pass computes addresses
 //! from the previous choices and turns a branch short (rel8) when its displacement fits.
 //! Sizes only shrink from pass to pass, so displacements only shrink, a branch once short stays
 //! reachable, and the loop ends when a pass changes nothing. The final encoding checks every
-//! branch again (iced-x86 refuses a rel8 that does not reach), so a layout bug is an error, not
-//! wrong code.
+//! branch again (a rel8 that does not reach is refused), so a layout bug is an error, not wrong
+//! code.
 
-use iced_x86::code_asm::CodeAssembler;
-use iced_x86::{Code, Encoder, IcedError, Instruction};
+use super::x86::X86;
 
 /// Where a piece of generated code came from, for `jit-dump` listings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,21 +81,22 @@ impl Cond {
         }
     }
 
-    fn near_code(self) -> Code {
+    /// The condition's number in the `Jcc` opcodes (`0x70 + cc`, `0x0f 0x80 + cc`).
+    fn cc(self) -> u8 {
         use Cond::*;
         match self {
-            E => Code::Je_rel32_64,
-            Ne => Code::Jne_rel32_64,
-            A => Code::Ja_rel32_64,
-            Ae => Code::Jae_rel32_64,
-            B => Code::Jb_rel32_64,
-            Be => Code::Jbe_rel32_64,
-            G => Code::Jg_rel32_64,
-            Ge => Code::Jge_rel32_64,
-            L => Code::Jl_rel32_64,
-            Le => Code::Jle_rel32_64,
-            S => Code::Js_rel32_64,
-            Ns => Code::Jns_rel32_64,
+            B => 0x2,
+            Ae => 0x3,
+            E => 0x4,
+            Ne => 0x5,
+            Be => 0x6,
+            A => 0x7,
+            S => 0x8,
+            Ns => 0x9,
+            L => 0xc,
+            Ge => 0xd,
+            Le => 0xe,
+            G => 0xf,
         }
     }
 }
@@ -105,7 +104,7 @@ impl Cond {
 /// Why code generation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmitError {
-    /// iced-x86 refused an instruction.
+    /// The encoder refused an instruction's operands.
     #[error("x86 encoder: {0}")]
     Encoder(String),
     /// A label was used but never bound.
@@ -116,23 +115,68 @@ pub enum EmitError {
     NoConvergence(usize),
 }
 
-impl From<IcedError> for EmitError {
-    fn from(e: IcedError) -> Self {
-        EmitError::Encoder(e.to_string())
+/// A relative branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Branch {
+    /// `jcc rel8/rel32`.
+    Jcc(Cond),
+    /// `jmp rel8/rel32`.
+    Jmp,
+    /// `call rel32` (no short form).
+    Call,
+}
+
+impl Branch {
+    /// Bytes of the near (rel32) form.
+    fn near_len(self) -> u32 {
+        match self {
+            Branch::Jcc(_) => 6,
+            Branch::Jmp | Branch::Call => 5,
+        }
+    }
+
+    /// Appends the branch at `at` to `target`, short (2 bytes) or near.
+    fn encode(
+        self,
+        code: &mut Vec<u8>,
+        at: usize,
+        target: usize,
+        short: bool,
+    ) -> Result<(), EmitError> {
+        let len = if short { 2 } else { self.near_len() as usize };
+        let disp = target as i64 - (at + len) as i64;
+        if short {
+            let d8 = i8::try_from(disp).map_err(|_| {
+                EmitError::Encoder(format!("short branch at {at:#x} cannot reach {target:#x}"))
+            })?;
+            let op = match self {
+                Branch::Jcc(c) => 0x70 | c.cc(),
+                Branch::Jmp => 0xeb,
+                Branch::Call => return Err(EmitError::Encoder("a call has no short form".into())),
+            };
+            code.extend_from_slice(&[op, d8 as u8]);
+        } else {
+            let d32 = i32::try_from(disp).map_err(|_| {
+                EmitError::Encoder(format!("branch at {at:#x} cannot reach {target:#x}"))
+            })?;
+            match self {
+                Branch::Jcc(c) => code.extend_from_slice(&[0x0f, 0x80 | c.cc()]),
+                Branch::Jmp => code.push(0xe9),
+                Branch::Call => code.push(0xe8),
+            }
+            code.extend_from_slice(&d32.to_le_bytes());
+        }
+        Ok(())
     }
 }
 
 #[derive(Debug, Clone)]
 enum Item {
-    /// A fixed instruction, encoded once (its size does not depend on its address): its bytes
-    /// in the encoder's buffer.
+    /// Fixed bytes (their size does not depend on their address): a range of the encoder's
+    /// buffer. Consecutive instructions share one item.
     Fixed { start: usize, len: usize },
-    /// A relative branch or call to a label. `call` has no short form.
-    Branch {
-        instr: Instruction,
-        target: Label,
-        can_be_short: bool,
-    },
+    /// A relative branch or call to a label.
+    Branch { kind: Branch, target: Label },
     /// Binds a label here.
     Bind(Label),
     /// Starts the code of an origin here.
@@ -150,9 +194,9 @@ pub struct Assembled {
     pub labels: Vec<usize>,
     /// Layout passes until the branch forms converged (the first, all-near pass included).
     pub passes: usize,
-    /// Branches encoded short (rel8) and near (rel32; calls included).
+    /// Branches encoded short (rel8).
     pub short_branches: usize,
-    /// Branches encoded near.
+    /// Branches encoded near (rel32; calls included).
     pub near_branches: usize,
 }
 
@@ -170,23 +214,11 @@ pub const MAX_PASSES: usize = 64;
 /// A code buffer: instructions through [`Asm::a`], labels and branches through the methods.
 pub struct Asm {
     /// Emits ordinary (non-branch) instructions: `asm.a.mov(rax, rcx)?`.
-    pub a: CodeAssembler,
+    pub a: X86,
     items: Vec<Item>,
     labels: usize,
-    /// Encodes fixed instructions.
-    encoder: Encoder,
-    /// The bytes of the fixed instructions, in order.
-    fixed: Vec<u8>,
-}
-
-/// Most encodings [`ENCODINGS`] keeps before it starts over (immediates make the set of
-/// distinct instructions unbounded).
-const ENCODING_CACHE_LIMIT: usize = 1 << 16;
-
-thread_local! {
-    /// Per-thread memo of iced-x86 encodings of position-independent instructions.
-    static ENCODINGS: std::cell::RefCell<rustc_hash::FxHashMap<Instruction, ([u8; 15], u8)>> =
-        std::cell::RefCell::new(rustc_hash::FxHashMap::default());
+    /// How much of `a`'s buffer the items already cover.
+    flushed: usize,
 }
 
 impl Asm {
@@ -198,46 +230,30 @@ impl Asm {
     /// An empty 64-bit code buffer with room for about `instructions` instructions.
     pub fn with_capacity(instructions: usize) -> Result<Self, EmitError> {
         Ok(Asm {
-            a: CodeAssembler::new(64)?,
-            items: Vec::with_capacity(instructions),
+            a: X86::with_capacity(instructions * 5),
+            items: Vec::with_capacity(instructions / 2),
             labels: 0,
-            encoder: Encoder::new(64),
-            fixed: Vec::with_capacity(instructions * 5),
+            flushed: 0,
         })
     }
 
-    /// Moves the instructions emitted through [`Asm::a`] so far into the item list, encoding
-    /// them once into the shared byte buffer (their size does not depend on their address).
-    /// Encodings are memoized per thread: iced-x86's encoder is most of the cost of a compile,
-    /// and generated code repeats the same instructions (spills, checks, stubs) endlessly.
-    fn flush(&mut self) -> Result<(), EmitError> {
-        let (encoder, fixed, items) = (&mut self.encoder, &mut self.fixed, &mut self.items);
-        ENCODINGS.with_borrow_mut(|cache| -> Result<(), EmitError> {
-            if cache.len() > ENCODING_CACHE_LIMIT {
-                cache.clear();
+    /// Covers the bytes emitted through [`Asm::a`] since the last item with a fixed item
+    /// (extending the last item when it is fixed too).
+    fn flush(&mut self) {
+        let end = self.a.buf.len();
+        if end == self.flushed {
+            return;
+        }
+        match self.items.last_mut() {
+            Some(Item::Fixed { start, len }) if *start + *len == self.flushed => {
+                *len = end - *start;
             }
-            for instr in self.a.instructions() {
-                let start = fixed.len();
-                match cache.get(instr) {
-                    Some((bytes, len)) => fixed.extend_from_slice(&bytes[..*len as usize]),
-                    None => {
-                        let len = encoder.encode(instr, 0)?;
-                        let buf = encoder.take_buffer();
-                        let mut bytes = [0u8; 15];
-                        bytes[..len].copy_from_slice(&buf[..len]);
-                        fixed.extend_from_slice(&buf);
-                        cache.insert(*instr, (bytes, len as u8));
-                    }
-                }
-                items.push(Item::Fixed {
-                    start,
-                    len: fixed.len() - start,
-                });
-            }
-            Ok(())
-        })?;
-        self.a.reset();
-        Ok(())
+            _ => self.items.push(Item::Fixed {
+                start: self.flushed,
+                len: end - self.flushed,
+            }),
+        }
+        self.flushed = end;
     }
 
     /// A new, unbound label.
@@ -248,14 +264,14 @@ impl Asm {
 
     /// Binds `label` to the current position.
     pub fn bind(&mut self, label: Label) -> Result<(), EmitError> {
-        self.flush()?;
+        self.flush();
         self.items.push(Item::Bind(label));
         Ok(())
     }
 
     /// Marks the start of `origin`'s code at the current position.
     pub fn mark(&mut self, origin: Origin) -> Result<(), EmitError> {
-        self.flush()?;
+        self.flush();
         self.items.push(Item::Mark(origin));
         Ok(())
     }
@@ -264,7 +280,7 @@ impl Asm {
     /// it): its bytes as they are, its marks, and `labels` — pairs of (a label of the code's
     /// own buffer, a label of this one) — bound at the same offsets.
     pub fn splice(&mut self, code: &Assembled, labels: &[(Label, Label)]) -> Result<(), EmitError> {
-        self.flush()?;
+        self.flush();
         let mut points: Vec<(usize, Option<Label>, Option<Origin>)> = labels
             .iter()
             .map(|&(theirs, ours)| (code.offset(theirs), Some(ours), None))
@@ -274,12 +290,8 @@ impl Asm {
         let mut done = 0;
         for (at, label, mark) in points.into_iter().chain([(code.code.len(), None, None)]) {
             if at > done {
-                let start = self.fixed.len();
-                self.fixed.extend_from_slice(&code.code[done..at]);
-                self.items.push(Item::Fixed {
-                    start,
-                    len: at - done,
-                });
+                self.a.buf.extend_from_slice(&code.code[done..at]);
+                self.flush();
                 done = at;
             }
             if let Some(l) = label {
@@ -292,53 +304,39 @@ impl Asm {
         Ok(())
     }
 
-    fn branch(&mut self, code: Code, target: Label, can_be_short: bool) -> Result<(), EmitError> {
-        self.flush()?;
-        let instr = Instruction::with_branch(code, 0)?;
-        self.items.push(Item::Branch {
-            instr,
-            target,
-            can_be_short,
-        });
+    fn branch(&mut self, kind: Branch, target: Label) -> Result<(), EmitError> {
+        self.flush();
+        self.items.push(Item::Branch { kind, target });
         Ok(())
     }
 
     /// A conditional jump to `target`.
     pub fn jcc(&mut self, cond: Cond, target: Label) -> Result<(), EmitError> {
-        self.branch(cond.near_code(), target, true)
+        self.branch(Branch::Jcc(cond), target)
     }
 
     /// An unconditional jump to `target`.
     pub fn jmp(&mut self, target: Label) -> Result<(), EmitError> {
-        self.branch(Code::Jmp_rel32_64, target, true)
+        self.branch(Branch::Jmp, target)
     }
 
     /// A near call to `target`.
     pub fn call(&mut self, target: Label) -> Result<(), EmitError> {
-        self.branch(Code::Call_rel32_64, target, false)
+        self.branch(Branch::Call, target)
     }
 
     /// Lays the code out (branch relaxation until convergence) and encodes it.
     pub fn finish(mut self) -> Result<Assembled, EmitError> {
-        self.flush()?;
+        self.flush();
         let items = self.items;
         // Sizes with every branch near; passes only ever shrink branches to 2 bytes.
         let mut sizes: Vec<u32> = items
             .iter()
             .map(|item| match item {
                 Item::Fixed { len, .. } => *len as u32,
-                Item::Branch { instr, .. } => match instr.code() {
-                    Code::Jmp_rel32_64 | Code::Call_rel32_64 => 5,
-                    _ => 6,
-                },
+                Item::Branch { kind, .. } => kind.near_len(),
                 Item::Bind(_) | Item::Mark(_) => 0,
             })
-            .collect();
-        let branches: Vec<usize> = items
-            .iter()
-            .enumerate()
-            .filter(|(_, item)| matches!(item, Item::Branch { .. }))
-            .map(|(i, _)| i)
             .collect();
         let mut addrs = vec![0usize; items.len()];
         let mut labels = vec![usize::MAX; self.labels];
@@ -357,20 +355,15 @@ impl Asm {
                 pc += sizes[i] as usize;
             }
             let mut changed = false;
-            for &i in &branches {
-                let Item::Branch {
-                    target,
-                    can_be_short,
-                    ..
-                } = &items[i]
-                else {
+            for (i, item) in items.iter().enumerate() {
+                let Item::Branch { kind, target } = item else {
                     continue;
                 };
                 let t = labels[target.0];
                 if t == usize::MAX {
                     return Err(EmitError::Unbound(target.0));
                 }
-                if *can_be_short && sizes[i] != 2 {
+                if *kind != Branch::Call && sizes[i] != 2 {
                     let disp = t as i64 - (addrs[i] as i64 + 2);
                     if i8::try_from(disp).is_ok() {
                         sizes[i] = 2;
@@ -382,36 +375,22 @@ impl Asm {
                 break;
             }
         }
-        let fixed = self.fixed;
+        let fixed = self.a.buf;
         let mut code = Vec::with_capacity(fixed.len() + 6 * items.len());
         let mut marks = Vec::new();
         let (mut nshort, mut nnear) = (0, 0);
-        let mut encoder = Encoder::new(64);
         for (i, item) in items.iter().enumerate() {
             debug_assert_eq!(code.len(), addrs[i]);
             match item {
                 Item::Fixed { start, len } => code.extend_from_slice(&fixed[*start..start + len]),
-                Item::Branch { instr, target, .. } => {
-                    let t = labels[target.0];
-                    if t == usize::MAX {
-                        return Err(EmitError::Unbound(target.0));
-                    }
-                    let mut instr = *instr;
-                    if sizes[i] == 2 {
-                        instr.as_short_branch();
+                Item::Branch { kind, target } => {
+                    let short = sizes[i] == 2;
+                    if short {
                         nshort += 1;
                     } else {
                         nnear += 1;
                     }
-                    instr.set_near_branch64(t as u64);
-                    let len = encoder.encode(&instr, addrs[i] as u64)?;
-                    if len != sizes[i] as usize {
-                        return Err(EmitError::Encoder(format!(
-                            "branch at {:#x} encoded in {len} bytes, laid out in {}",
-                            addrs[i], sizes[i]
-                        )));
-                    }
-                    code.extend_from_slice(&encoder.take_buffer());
+                    kind.encode(&mut code, addrs[i], labels[target.0], short)?;
                 }
                 Item::Bind(_) => {}
                 Item::Mark(o) => marks.push((*o, addrs[i])),
@@ -431,8 +410,8 @@ impl Asm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use iced_x86::code_asm::*;
-    use iced_x86::{Decoder, DecoderOptions};
+    use crate::jit::x86::*;
+    use iced_x86::{Code, Decoder, DecoderOptions, Instruction};
 
     fn decode(code: &[u8]) -> Vec<Instruction> {
         let mut d = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);

@@ -5,12 +5,12 @@
 
 use super::{rt, trap, RunCtx};
 use crate::jit::emit::{Asm, Assembled, Cond, EmitError, Label, Origin};
+use crate::jit::x86::*;
 use crate::jit::{Inject, CRASH_IMM, HANG_IMM};
 use bpfconf_spec::cbpf::ext::{Ext, SKF_AD_MAX, SKF_AD_OFF};
 use bpfconf_spec::cbpf::{Insn, JmpOp, Op, Size, Src};
 use bpfconf_spec::Dialect;
 use flow::{charges, ja_target};
-use iced_x86::code_asm::*;
 use std::collections::BTreeMap;
 use std::mem::offset_of;
 
@@ -25,9 +25,9 @@ mod flow;
 mod ops;
 
 /// A: ebx.
-const A: AsmRegister32 = ebx;
+const A: Reg32 = ebx;
 /// X: r12d.
-const X: AsmRegister32 = r12d;
+const X: Reg32 = r12d;
 
 /// The generated code and what a run must fill in for it.
 pub(super) struct Output {

@@ -7,24 +7,23 @@ use super::super::Inject;
 use super::{loc, rt_enter, rt_helper, rt_leave, status, JitCtx};
 use crate::interp::ebpf::decode_slots;
 use crate::interp::ebpf::memory::STACK_STRIDE;
+use crate::jit::x86::*;
 use bpfconf_spec::ebpf::isa::{slot_starts, Form, IsaRow};
 use bpfconf_spec::ebpf::{class, jmp, Insn};
-use iced_x86::code_asm::*;
 use std::mem::offset_of;
 
 /// BPF register → x86-64 register (see the table in [`super`]).
-pub(super) const R64: [AsmRegister64; 11] = [rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp];
+pub(super) const R64: [Reg64; 11] = [rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp];
 /// The same registers, 32-bit views.
-pub(super) const R32: [AsmRegister32; 11] =
-    [eax, edi, esi, edx, ecx, r8d, ebx, r13d, r14d, r15d, ebp];
+pub(super) const R32: [Reg32; 11] = [eax, edi, esi, edx, ecx, r8d, ebx, r13d, r14d, r15d, ebp];
 /// 16-bit views.
-pub(super) const R16: [AsmRegister16; 11] = [ax, di, si, dx, cx, r8w, bx, r13w, r14w, r15w, bp];
+pub(super) const R16: [Reg16; 11] = [ax, di, si, dx, cx, r8w, bx, r13w, r14w, r15w, bp];
 /// 8-bit views.
-pub(super) const R8: [AsmRegister8; 11] = [al, dil, sil, dl, cl, r8b, bl, r13b, r14b, r15b, bpl];
+pub(super) const R8: [Reg8; 11] = [al, dil, sil, dl, cl, r8b, bl, r13b, r14b, r15b, bpl];
 
 /// The remaining step budget lives in r9 between call-outs (in [`JitCtx::steps`] across them):
 /// a counter in memory would make every loop iteration wait on a store-to-load round trip.
-pub(super) const STEPS: AsmRegister64 = r9;
+pub(super) const STEPS: Reg64 = r9;
 
 /// A run-time function generated code calls: `f(ctx, a, b, c)`.
 pub(super) type Callout = extern "sysv64" fn(*mut JitCtx, u64, u64, u64) -> u64;

@@ -8,11 +8,10 @@ use crate::interp::ebpf::exec::access_size;
 use crate::interp::ebpf::memory::{Access, STACK_SIZE};
 use crate::interp::ebpf::MEM_BASE;
 use crate::jit::emit::{Cond, EmitError, Label};
+use crate::jit::x86::*;
 use crate::jit::{CRASH_IMM, HANG_IMM};
 use bpfconf_spec::ebpf::isa::{Form, IsaRow, Sel};
 use bpfconf_spec::ebpf::{alu, atomic, class, mode, pseudo, source, Insn};
-use iced_x86::code_asm::*;
-use iced_x86::{Code, IcedError, Instruction};
 use std::mem::offset_of;
 
 /// The regions generated code checks inline.
@@ -35,15 +34,11 @@ impl Region {
 
 /// `R[d] = v` in the shortest form: `mov r32, imm32` (zero-extends), `mov r/m64, imm32`
 /// (sign-extends) or `mov r64, imm64` — as the kernel's `emit_mov_imm64`.
-fn mov_imm(a: &mut CodeAssembler, d: usize, v: u64) -> Result<(), IcedError> {
+fn mov_imm(a: &mut X86, d: usize, v: u64) -> Result<(), EmitError> {
     if let Ok(v32) = u32::try_from(v) {
         a.mov(R32[d], v32)
     } else if let Ok(v32) = i32::try_from(v as i64) {
-        a.add_instruction(Instruction::with2(
-            Code::Mov_rm64_imm32,
-            iced_x86::Register::from(R64[d]),
-            v32,
-        )?)
+        a.mov(R64[d], v32)
     } else {
         a.mov(R64[d], v)
     }
@@ -200,7 +195,7 @@ impl Gen {
         if op == alu::MOV && !x && (self.inject.crash || self.inject.hang) {
             if self.inject.crash && k as u32 == CRASH_IMM {
                 // Test-only: a store through a null pointer.
-                return Ok(self.asm.a.mov(qword_ptr(0), 0)?);
+                return self.asm.a.mov(qword_ptr(0), 0);
             }
             if self.inject.hang && k as u32 == HANG_IMM {
                 let me = self.asm.label();
@@ -279,10 +274,7 @@ impl Gen {
         k: i32,
     ) -> Result<(), EmitError> {
         let a = &mut self.asm.a;
-        let emit = |a: &mut CodeAssembler,
-                    r64: AsmRegister64,
-                    r32: AsmRegister32,
-                    n: Option<u32>| match (op, wide, n) {
+        let emit = |a: &mut X86, r64: Reg64, r32: Reg32, n: Option<u32>| match (op, wide, n) {
             (alu::LSH, true, Some(n)) => a.shl(r64, n),
             (alu::RSH, true, Some(n)) => a.shr(r64, n),
             (_, true, Some(n)) => a.sar(r64, n),

@@ -3,10 +3,10 @@
 use super::{Dst, FallsThrough, Gen, NegLoad, A, X};
 use crate::jit::classic::{rt, RunCtx};
 use crate::jit::emit::{Cond, EmitError};
+use crate::jit::x86::*;
 use bpfconf_spec::cbpf::ext::{Ext, NegBase};
 use bpfconf_spec::cbpf::{AluOp, Op, Size, Src, MEMWORDS};
 use bpfconf_spec::Dialect;
-use iced_x86::code_asm::*;
 use std::mem::offset_of;
 
 impl Gen<'_> {
@@ -125,12 +125,7 @@ impl Gen<'_> {
     }
 
     /// Loads `size` bytes at the checked address `m` into `dst`.
-    pub(super) fn load_into(
-        &mut self,
-        dst: Dst,
-        size: Size,
-        m: AsmMemoryOperand,
-    ) -> Result<(), EmitError> {
+    pub(super) fn load_into(&mut self, dst: Dst, size: Size, m: Mem) -> Result<(), EmitError> {
         let a = &mut self.asm.a;
         match (dst, size) {
             (Dst::A, Size::W) => {
