@@ -170,19 +170,6 @@ impl Branch {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Item {
-    /// Fixed bytes (their size does not depend on their address): a range of the encoder's
-    /// buffer. Consecutive instructions share one item.
-    Fixed { start: usize, len: usize },
-    /// A relative branch or call to a label.
-    Branch { kind: Branch, target: Label },
-    /// Binds a label here.
-    Bind(Label),
-    /// Starts the code of an origin here.
-    Mark(Origin),
-}
-
 /// The laid-out, encoded code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assembled {
@@ -211,14 +198,41 @@ impl Assembled {
 /// interpreter; shrink-only passes converge long before on any real program).
 pub const MAX_PASSES: usize = 64;
 
+/// A position in the code before layout: `fixed` bytes of ordinary instructions and the first
+/// `branches` branches precede it. Its address is `fixed` plus the sizes of those branches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pos {
+    fixed: u32,
+    branches: u32,
+}
+
+/// A label not bound yet.
+const UNBOUND: Pos = Pos {
+    fixed: u32::MAX,
+    branches: u32::MAX,
+};
+
+/// A branch before layout.
+#[derive(Debug, Clone, Copy)]
+struct PendingBranch {
+    /// Bytes of ordinary instructions before it.
+    fixed: u32,
+    kind: Branch,
+    target: Label,
+}
+
 /// A code buffer: instructions through [`Asm::a`], labels and branches through the methods.
+///
+/// Ordinary instructions go straight into `a`'s byte buffer; branches, label bindings and marks
+/// are recorded by position (bytes before them, branches before them), so a layout pass costs
+/// one step per branch, not per instruction.
 pub struct Asm {
     /// Emits ordinary (non-branch) instructions: `asm.a.mov(rax, rcx)?`.
     pub a: X86,
-    items: Vec<Item>,
-    labels: usize,
-    /// How much of `a`'s buffer the items already cover.
-    flushed: usize,
+    branches: Vec<PendingBranch>,
+    /// Where each label is bound, by label number.
+    labels: Vec<Pos>,
+    marks: Vec<(Origin, Pos)>,
 }
 
 impl Asm {
@@ -231,48 +245,36 @@ impl Asm {
     pub fn with_capacity(instructions: usize) -> Result<Self, EmitError> {
         Ok(Asm {
             a: X86::with_capacity(instructions * 5),
-            items: Vec::with_capacity(instructions / 2),
-            labels: 0,
-            flushed: 0,
+            branches: Vec::with_capacity(instructions / 4),
+            labels: Vec::with_capacity(instructions / 2),
+            marks: Vec::with_capacity(instructions / 2),
         })
     }
 
-    /// Covers the bytes emitted through [`Asm::a`] since the last item with a fixed item
-    /// (extending the last item when it is fixed too).
-    fn flush(&mut self) {
-        let end = self.a.buf.len();
-        if end == self.flushed {
-            return;
+    /// The current position.
+    fn here(&self) -> Pos {
+        Pos {
+            fixed: self.a.buf.len() as u32,
+            branches: self.branches.len() as u32,
         }
-        match self.items.last_mut() {
-            Some(Item::Fixed { start, len }) if *start + *len == self.flushed => {
-                *len = end - *start;
-            }
-            _ => self.items.push(Item::Fixed {
-                start: self.flushed,
-                len: end - self.flushed,
-            }),
-        }
-        self.flushed = end;
     }
 
     /// A new, unbound label.
     pub fn label(&mut self) -> Label {
-        self.labels += 1;
-        Label(self.labels - 1)
+        self.labels.push(UNBOUND);
+        Label(self.labels.len() - 1)
     }
 
     /// Binds `label` to the current position.
     pub fn bind(&mut self, label: Label) -> Result<(), EmitError> {
-        self.flush();
-        self.items.push(Item::Bind(label));
+        self.labels[label.0] = self.here();
         Ok(())
     }
 
     /// Marks the start of `origin`'s code at the current position.
     pub fn mark(&mut self, origin: Origin) -> Result<(), EmitError> {
-        self.flush();
-        self.items.push(Item::Mark(origin));
+        let here = self.here();
+        self.marks.push((origin, here));
         Ok(())
     }
 
@@ -280,33 +282,27 @@ impl Asm {
     /// it): its bytes as they are, its marks, and `labels` — pairs of (a label of the code's
     /// own buffer, a label of this one) — bound at the same offsets.
     pub fn splice(&mut self, code: &Assembled, labels: &[(Label, Label)]) -> Result<(), EmitError> {
-        self.flush();
-        let mut points: Vec<(usize, Option<Label>, Option<Origin>)> = labels
-            .iter()
-            .map(|&(theirs, ours)| (code.offset(theirs), Some(ours), None))
-            .chain(code.marks.iter().map(|&(o, at)| (at, None, Some(o))))
-            .collect();
-        points.sort_by_key(|p| p.0);
-        let mut done = 0;
-        for (at, label, mark) in points.into_iter().chain([(code.code.len(), None, None)]) {
-            if at > done {
-                self.a.buf.extend_from_slice(&code.code[done..at]);
-                self.flush();
-                done = at;
-            }
-            if let Some(l) = label {
-                self.items.push(Item::Bind(l));
-            }
-            if let Some(o) = mark {
-                self.items.push(Item::Mark(o));
-            }
+        let here = self.here();
+        let at = |offset: usize| Pos {
+            fixed: here.fixed + offset as u32,
+            ..here
+        };
+        for &(theirs, ours) in labels {
+            self.labels[ours.0] = at(code.offset(theirs));
         }
+        for &(o, offset) in &code.marks {
+            self.marks.push((o, at(offset)));
+        }
+        self.a.buf.extend_from_slice(&code.code);
         Ok(())
     }
 
     fn branch(&mut self, kind: Branch, target: Label) -> Result<(), EmitError> {
-        self.flush();
-        self.items.push(Item::Branch { kind, target });
+        self.branches.push(PendingBranch {
+            fixed: self.a.buf.len() as u32,
+            kind,
+            target,
+        });
         Ok(())
     }
 
@@ -326,49 +322,40 @@ impl Asm {
     }
 
     /// Lays the code out (branch relaxation until convergence) and encodes it.
-    pub fn finish(mut self) -> Result<Assembled, EmitError> {
-        self.flush();
-        let items = self.items;
-        // Sizes with every branch near; passes only ever shrink branches to 2 bytes.
-        let mut sizes: Vec<u32> = items
+    pub fn finish(self) -> Result<Assembled, EmitError> {
+        // A label nobody branches to may stay unbound (its offset is then `usize::MAX`).
+        if let Some(b) = self
+            .branches
             .iter()
-            .map(|item| match item {
-                Item::Fixed { len, .. } => *len as u32,
-                Item::Branch { kind, .. } => kind.near_len(),
-                Item::Bind(_) | Item::Mark(_) => 0,
-            })
-            .collect();
-        let mut addrs = vec![0usize; items.len()];
-        let mut labels = vec![usize::MAX; self.labels];
+            .find(|b| self.labels[b.target.0] == UNBOUND)
+        {
+            return Err(EmitError::Unbound(b.target.0));
+        }
+        let branches = self.branches;
+        // Sizes with every branch near; passes only ever shrink branches to 2 bytes.
+        let mut sizes: Vec<u32> = branches.iter().map(|b| b.kind.near_len()).collect();
+        // before[j]: bytes of the branches before branch j (before[n]: of all of them).
+        let mut before = vec![0u32; branches.len() + 1];
+        let addr = |p: Pos, before: &[u32]| (p.fixed + before[p.branches as usize]) as i64;
         let mut passes = 0;
         loop {
             passes += 1;
             if passes > MAX_PASSES {
                 return Err(EmitError::NoConvergence(MAX_PASSES));
             }
-            let mut pc = 0usize;
-            for (i, item) in items.iter().enumerate() {
-                addrs[i] = pc;
-                if let Item::Bind(l) = item {
-                    labels[l.0] = pc;
-                }
-                pc += sizes[i] as usize;
+            for j in 0..branches.len() {
+                before[j + 1] = before[j] + sizes[j];
             }
             let mut changed = false;
-            for (i, item) in items.iter().enumerate() {
-                let Item::Branch { kind, target } = item else {
+            for (j, b) in branches.iter().enumerate() {
+                if b.kind == Branch::Call || sizes[j] == 2 {
                     continue;
-                };
-                let t = labels[target.0];
-                if t == usize::MAX {
-                    return Err(EmitError::Unbound(target.0));
                 }
-                if *kind != Branch::Call && sizes[i] != 2 {
-                    let disp = t as i64 - (addrs[i] as i64 + 2);
-                    if i8::try_from(disp).is_ok() {
-                        sizes[i] = 2;
-                        changed = true;
-                    }
+                let from = b.fixed as i64 + before[j] as i64 + 2;
+                let disp = addr(self.labels[b.target.0], &before) - from;
+                if i8::try_from(disp).is_ok() {
+                    sizes[j] = 2;
+                    changed = true;
                 }
             }
             if !changed {
@@ -376,30 +363,31 @@ impl Asm {
             }
         }
         let fixed = self.a.buf;
-        let mut code = Vec::with_capacity(fixed.len() + 6 * items.len());
-        let mut marks = Vec::new();
-        let (mut nshort, mut nnear) = (0, 0);
-        for (i, item) in items.iter().enumerate() {
-            debug_assert_eq!(code.len(), addrs[i]);
-            match item {
-                Item::Fixed { start, len } => code.extend_from_slice(&fixed[*start..start + len]),
-                Item::Branch { kind, target } => {
-                    let short = sizes[i] == 2;
-                    if short {
-                        nshort += 1;
-                    } else {
-                        nnear += 1;
-                    }
-                    kind.encode(&mut code, addrs[i], labels[target.0], short)?;
-                }
-                Item::Bind(_) => {}
-                Item::Mark(o) => marks.push((*o, addrs[i])),
+        let mut code = Vec::with_capacity(fixed.len() + before[branches.len()] as usize);
+        let (mut nshort, mut nnear, mut done) = (0, 0, 0usize);
+        for (j, b) in branches.iter().enumerate() {
+            code.extend_from_slice(&fixed[done..b.fixed as usize]);
+            done = b.fixed as usize;
+            let short = sizes[j] == 2;
+            if short {
+                nshort += 1;
+            } else {
+                nnear += 1;
             }
+            let target = addr(self.labels[b.target.0], &before) as usize;
+            b.kind
+                .encode(&mut code, done + before[j] as usize, target, short)?;
         }
+        code.extend_from_slice(&fixed[done..]);
+        let at = |p: Pos| addr(p, &before) as usize;
         Ok(Assembled {
             code,
-            marks,
-            labels,
+            marks: self.marks.iter().map(|&(o, p)| (o, at(p))).collect(),
+            labels: self
+                .labels
+                .iter()
+                .map(|&p| if p == UNBOUND { usize::MAX } else { at(p) })
+                .collect(),
             passes,
             short_branches: nshort,
             near_branches: nnear,
