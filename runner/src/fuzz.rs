@@ -163,7 +163,7 @@ pub fn unit(isa: Isa, seed: u64, body: usize) -> (Program, Input) {
             (Program::Classic(p), Input::Classic(i))
         }
         Isa::Ebpf => {
-            let bytes = crate::gen::seeded_bytes(seed, 4096 + 64 * body);
+            let bytes = crate::gen::unit_bytes(seed, body);
             let mut u = arbitrary::Unstructured::new(&bytes);
             let insns = crate::gen::ebpf::program(&mut u, body).unwrap_or_else(|_| {
                 vec![

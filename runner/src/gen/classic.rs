@@ -275,7 +275,7 @@ pub fn unit(
 
 /// A unit from a seed: the same seed always gives the same unit.
 pub fn seeded_unit(seed: u64, dialect: Dialect, body: usize) -> (ClassicProgram, ClassicInput) {
-    let bytes = super::seeded_bytes(seed, 4096 + 64 * body);
+    let bytes = super::unit_bytes(seed, body);
     let mut u = Unstructured::new(&bytes);
     // Running out of bytes only makes `arbitrary` return zeros, never an error, for the
     // operations used here; a failure still yields a valid (trivial) unit.

@@ -22,8 +22,46 @@ pub fn seeded_bytes(seed: u64, n: usize) -> Vec<u8> {
     out
 }
 
+/// The seeded bytes of a fuzzing unit of `body` body instructions (`bpfconf fuzz`).
+///
+/// The generators use ~12 bytes per body instruction plus ~150 for registers, packet and
+/// context (at most 331 over 3,000 classic and eBPF units of 16-instruction bodies), so the
+/// budget leaves several times that; a test keeps consumption under half of it. Generating
+/// bytes costs time per unit, and [`seeded_bytes`] streams are prefix-stable, so a larger
+/// budget would generate exactly the same units.
+pub fn unit_bytes(seed: u64, body: usize) -> Vec<u8> {
+    seeded_bytes(seed, 1024 + 32 * body)
+}
+
 #[cfg(test)]
 mod tests {
+    use bpfconf_spec::Dialect;
+
+    /// Bytes the generators take from a unit's budget stay under half of it.
+    #[test]
+    fn unit_budget_has_headroom() {
+        for body in [1, 16, 64] {
+            let budget = super::unit_bytes(0, body).len();
+            for seed in 0..300u64 {
+                let bytes = super::unit_bytes(seed, body);
+                let mut u = arbitrary::Unstructured::new(&bytes);
+                super::ebpf::program(&mut u, body).unwrap();
+                assert!(
+                    bytes.len() - u.len() < budget / 2,
+                    "eBPF body {body} seed {seed}"
+                );
+                for d in [Dialect::Linux, Dialect::Bsd, Dialect::Netbsd] {
+                    let mut u = arbitrary::Unstructured::new(&bytes);
+                    super::classic::unit(&mut u, d, body).unwrap();
+                    assert!(
+                        bytes.len() - u.len() < budget / 2,
+                        "{d:?} body {body} seed {seed}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn seeded_bytes_are_reproducible() {
         assert_eq!(super::seeded_bytes(7, 33), super::seeded_bytes(7, 33));
