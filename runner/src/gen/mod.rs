@@ -10,15 +10,21 @@ pub mod maps;
 /// a fuzzer: `bytes(seed, n)` always returns the same bytes for the same seed.
 pub fn seeded_bytes(seed: u64, n: usize) -> Vec<u8> {
     let mut state = seed;
-    let mut out = vec![0u8; n];
-    for chunk in out.chunks_mut(8) {
+    let mut next = move || {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        (z ^ (z >> 31)).to_le_bytes()
+    };
+    let mut out = vec![0u8; n];
+    let mut chunks = out.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        chunk.copy_from_slice(&next());
     }
+    let tail = chunks.into_remainder();
+    let len = tail.len();
+    tail.copy_from_slice(&next()[..len]);
     out
 }
 
