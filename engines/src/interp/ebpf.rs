@@ -105,19 +105,15 @@ impl From<EbpfResult> for crate::Outcome {
 #[derive(Debug, Clone)]
 struct Code {
     insns: Vec<Insn>,
-    /// Per slot: its ISA row, or the fault message for executing it.
-    slots: Vec<Result<&'static IsaRow, String>>,
+    /// Per slot: its ISA row, or why executing it faults.
+    slots: Vec<Result<&'static IsaRow, SlotFault>>,
 }
 
 impl Code {
     fn new(insns: &[Insn]) -> Self {
-        let starts = slot_starts(insns);
-        let slots = (0..insns.len())
-            .map(|pc| decode(insns, pc, starts[pc]))
-            .collect();
         Code {
             insns: insns.to_vec(),
-            slots,
+            slots: decode_slots(insns),
         }
     }
 }
@@ -136,36 +132,66 @@ pub struct Interpreter {
 
 /// Decodes every slot of a program: its row, or the fault message for executing it (shared with
 /// the JIT, which compiles exactly the slots the interpreter would execute).
-pub(crate) fn decode_slots(insns: &[Insn]) -> Vec<Result<&'static IsaRow, String>> {
-    Code::new(insns).slots
+pub(crate) fn decode_slots(insns: &[Insn]) -> Vec<Result<&'static IsaRow, SlotFault>> {
+    let starts = slot_starts(insns);
+    (0..insns.len())
+        .map(|pc| decode(insns, pc, starts[pc]))
+        .collect()
+}
+
+/// Why executing a slot faults. Kept as data and rendered only when the slot executes: most
+/// such slots (the second halves of `lddw`s) never do, and programs are decoded ~10^5 times a
+/// second when fuzzing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotFault {
+    /// The second slot of an `lddw` at `pc - 1`.
+    SecondHalf(usize),
+    /// No ISA row matches.
+    Unknown(Insn),
+    /// Instruction `name` names a register above r10.
+    Register(&'static str, u8),
+    /// Instruction `name` writes r10.
+    WritesR10(&'static str),
+    /// An `lddw` in the last slot.
+    LddwLast,
+}
+
+impl std::fmt::Display for SlotFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlotFault::SecondHalf(pc) => write!(f, "slot {pc} is the second half of an `lddw`"),
+            SlotFault::Unknown(insn) => write!(
+                f,
+                "unknown instruction: opcode {:#04x} (src {}, off {}, imm {})",
+                insn.code, insn.src, insn.off, insn.imm
+            ),
+            SlotFault::Register(name, reg) => write!(f, "`{name}` names register r{reg}"),
+            SlotFault::WritesR10(name) => {
+                write!(f, "`{name}` writes r10, the read-only frame pointer")
+            }
+            SlotFault::LddwLast => write!(f, "`lddw` in the last slot has no second slot"),
+        }
+    }
 }
 
 /// Decodes one slot: its row, or why executing it faults.
-fn decode(prog: &[Insn], pc: usize, start: bool) -> Result<&'static IsaRow, String> {
+fn decode(prog: &[Insn], pc: usize, start: bool) -> Result<&'static IsaRow, SlotFault> {
     let insn = &prog[pc];
     if !start {
-        return Err(format!("slot {pc} is the second half of an `lddw`"));
+        return Err(SlotFault::SecondHalf(pc));
     }
-    let row = classify_insn(insn).ok_or_else(|| {
-        format!(
-            "unknown instruction: opcode {:#04x} (src {}, off {}, imm {})",
-            insn.code, insn.src, insn.off, insn.imm
-        )
-    })?;
+    let row = classify_insn(insn).ok_or(SlotFault::Unknown(*insn))?;
     let u = row.uses();
     for (usage, reg) in [(u.dst, insn.dst), (u.src, insn.src)] {
         if usage == Use::Reg && reg > 10 {
-            return Err(format!("`{}` names register r{reg}", row.name));
+            return Err(SlotFault::Register(row.name, reg));
         }
     }
     if (row.writes_dst() && insn.dst == 10) || (row.writes_src() && insn.src == 10) {
-        return Err(format!(
-            "`{}` writes r10, the read-only frame pointer",
-            row.name
-        ));
+        return Err(SlotFault::WritesR10(row.name));
     }
     if row.is_wide() && pc + 1 >= prog.len() {
-        return Err("`lddw` in the last slot has no second slot".into());
+        return Err(SlotFault::LddwLast);
     }
     Ok(row)
 }
@@ -436,7 +462,7 @@ impl<'p> Machine<'p> {
                 code.insns.len()
             ));
         };
-        let row = slot.as_ref().map_err(Clone::clone)?;
+        let row = slot.as_ref().map_err(ToString::to_string)?;
         self.execute(row, code.insns[pc], pc)
     }
 }

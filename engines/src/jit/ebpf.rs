@@ -263,8 +263,8 @@ pub struct Compiled {
     asm: Assembled,
     /// Offset of the entry point (the prologue, at the end of the shared runtime code).
     entry: usize,
-    /// Static fault messages (jumps outside the program, undecodable slots…).
-    faults: Vec<String>,
+    /// Static faults (jumps outside the program, undecodable slots…).
+    faults: Vec<gen::Fault>,
     /// Memory slow-path sites (see [`rt_translate`]).
     sites: Vec<gen::Site>,
     maps: Vec<MapDef>,
@@ -473,7 +473,7 @@ impl Session<'_> {
                 gen::STEP_FAULT => {
                     format!("step limit of {} instructions exceeded", code.step_limit)
                 }
-                n => code.faults[n as usize - 1].clone(),
+                n => code.faults[n as usize - 1].message(),
             })),
         }
     }

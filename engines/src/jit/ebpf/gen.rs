@@ -5,8 +5,8 @@
 use super::super::emit::{Asm, Assembled, Cond, EmitError, Label, Origin};
 use super::super::Inject;
 use super::{loc, rt_enter, rt_helper, rt_leave, status, JitCtx};
-use crate::interp::ebpf::decode_slots;
 use crate::interp::ebpf::memory::STACK_STRIDE;
+use crate::interp::ebpf::{decode_slots, SlotFault};
 use crate::jit::x86::*;
 use bpfconf_spec::ebpf::isa::{slot_starts, Form, IsaRow};
 use bpfconf_spec::ebpf::{class, jmp, Insn};
@@ -40,8 +40,8 @@ pub(super) use ctx_off;
 pub(super) struct Gen {
     pub asm: Asm,
     pub inject: Inject,
-    /// Static fault messages; fault stub `i` stores `i + 1` in `fault_code`.
-    pub faults: Vec<String>,
+    /// Static faults; fault stub `i` stores `i + 1` in `fault_code`.
+    pub faults: Vec<Fault>,
     /// Per program, per slot: the slot's label.
     pub slot_labels: Vec<Vec<Label>>,
     /// Shared `exit` sequence.
@@ -86,9 +86,39 @@ pub(super) enum Deferred {
     },
 }
 
-/// The compiled image, its static fault messages, its memory slow-path sites and the offset of
-/// its entry point.
-pub(crate) type Image = (Assembled, Vec<String>, Vec<Site>, usize);
+/// A static fault: its message is rendered only when the fault happens (every program has
+/// one, for running past its end, and a fuzzing campaign compiles ~10^5 programs a second).
+#[derive(Debug, Clone)]
+pub(crate) enum Fault {
+    /// Running past the end of program `prog`, `len` slots long.
+    PastEnd { prog: usize, len: usize },
+    /// Executing slot `pc` of program `prog`, which does not decode.
+    Slot {
+        fault: SlotFault,
+        prog: usize,
+        pc: usize,
+    },
+    /// Any other message.
+    Msg(String),
+}
+
+impl Fault {
+    /// The fault's message.
+    pub fn message(&self) -> String {
+        match self {
+            Fault::PastEnd { prog, len } => format!(
+                "ran past the end of the program ({len} slots) ({})",
+                where_(*prog, *len)
+            ),
+            Fault::Slot { fault, prog, pc } => format!("{fault} ({})", where_(*prog, *pc)),
+            Fault::Msg(m) => m.clone(),
+        }
+    }
+}
+
+/// The compiled image, its static faults, its memory slow-path sites and the offset of its
+/// entry point.
+pub(crate) type Image = (Assembled, Vec<Fault>, Vec<Site>, usize);
 
 /// `fault_code` of the step-limit stub (static faults count from 1).
 pub(crate) const STEP_FAULT: u64 = u64::MAX;
@@ -182,7 +212,7 @@ fn target(insns: &[Insn], pc: usize, row: &IsaRow) -> Option<Result<usize, i64>>
 
 /// Per slot, the instructions charged when control enters it: the slots executed from there
 /// up to the end of its basic block (0 for slots inside a block).
-fn block_charges(insns: &[Insn], slots: &[Result<&'static IsaRow, String>]) -> Vec<u64> {
+fn block_charges(insns: &[Insn], slots: &[Result<&'static IsaRow, SlotFault>]) -> Vec<u64> {
     let n = insns.len();
     let starts = slot_starts(insns);
     let mut leader = vec![false; n + 1];
@@ -246,7 +276,12 @@ impl Gen {
 
     /// Records a static fault message and emits its stub.
     pub fn fault(&mut self, msg: String) -> Result<(), EmitError> {
-        self.faults.push(msg);
+        self.static_fault(Fault::Msg(msg))
+    }
+
+    /// Records a static fault and emits its stub.
+    pub fn static_fault(&mut self, fault: Fault) -> Result<(), EmitError> {
+        self.faults.push(fault);
         let code = self.faults.len() as i32;
         let a = &mut self.asm.a;
         a.mov(qword_ptr(r12 + ctx_off!(fault_code)), code)?;
@@ -303,10 +338,14 @@ impl Gen {
             self.asm.mark(Origin::Insn { prog, insn: pc })?;
             let row = match &slots[pc] {
                 Ok(row) => *row,
-                Err(msg) => {
+                Err(fault) => {
                     if charges[pc] > 0 {
                         self.charge(charges[pc])?;
-                        self.fault(format!("{msg} ({})", where_(prog, pc)))?;
+                        self.static_fault(Fault::Slot {
+                            fault: *fault,
+                            prog,
+                            pc,
+                        })?;
                     }
                     continue;
                 }
@@ -321,11 +360,10 @@ impl Gen {
         }
         // Falling off the end.
         self.asm.mark(Origin::Stub("end of program"))?;
-        self.fault(format!(
-            "ran past the end of the program ({} slots) ({})",
-            insns.len(),
-            where_(prog, insns.len())
-        ))
+        self.static_fault(Fault::PastEnd {
+            prog,
+            len: insns.len(),
+        })
     }
 
     /// Takes `n` instructions from the step budget, faulting when it runs out.
