@@ -598,6 +598,10 @@ fn real_main() -> Result<ExitCode> {
     }
 }
 
+/// mimalloc: allocation-heavy fuzzing runs ~10% faster than on glibc's malloc (see Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match real_main() {
         Ok(c) => c,
